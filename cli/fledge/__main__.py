@@ -1,0 +1,3 @@
+from fledge.main import app
+
+app(prog_name="fledge")

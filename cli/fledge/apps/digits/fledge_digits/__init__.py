@@ -1,0 +1,1 @@
+"""fledge's default Flower app: federated softmax regression on handwritten digits."""

@@ -1,0 +1,5 @@
+"""`fledge inventory`: placeholder, being written."""
+
+import typer
+
+app = typer.Typer(help="(inventory)", no_args_is_help=True)

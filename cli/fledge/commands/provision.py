@@ -1,0 +1,5 @@
+"""`fledge provision`: placeholder, being written."""
+
+
+def provision() -> None:
+    """(provision)"""
