@@ -10,7 +10,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,14 +27,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 INVENTORY_ENV = "FLEDGE_INVENTORY"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
 
 
-FORMAT_OPTION = typer.Option(Format.text, "--format", help="text for people, json for programs (on stdout).")
+FORMAT_OPTION = typer.Option(
+    Format.text, "--format", help="text for people, json for programs (on stdout)."
+)
 INVENTORY_OPTION = typer.Option(
-    ..., "--inventory", "-i", envvar=INVENTORY_ENV, help="The fleet's inventory file.", show_envvar=True
+    ...,
+    "--inventory",
+    "-i",
+    envvar=INVENTORY_ENV,
+    help="The fleet's inventory file.",
+    show_envvar=True,
 )
 
 

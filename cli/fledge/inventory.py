@@ -19,7 +19,6 @@ Every error names the file, the line, the host and the field at fault.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from fledge.addresses import is_ip, is_valid_address, join_host_port, split_host_port
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
+from fledge.pki import superlink_sans
 
 SUPERLINK = "superlink"
 SUPERNODES = "supernodes"
@@ -40,7 +41,6 @@ DEFAULT_SUPERLINK_PORT = 8000
 STATE_DIR_NAME = ".fledge"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
@@ -76,37 +76,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> _Mappin
     return result
 
 
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
-def is_valid_address(value: str) -> bool:
-    """An IPv4/IPv6 address or an RFC 1123 host name."""
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        pass
-    if not value or len(value) > 253 or value.replace(".", "").isdigit():
-        return False
-    return all(_LABEL.match(label) for label in value.rstrip(".").split("."))
-
-
-def split_host_port(value: str) -> tuple[str, int | None]:
-    """Split ``host:port``, ``[v6]:port``, ``host`` or a bare IPv6 address."""
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    else:
-        host, port = value, ""
-    if not port:
-        return host, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"'{port}' is not a port number (1-65535)")
-    return host, int(port)
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 @dataclass(frozen=True)
@@ -144,8 +114,7 @@ class Inventory:
     def state_dir(self) -> Path:
         """Where the controller keeps this fleet's CA, data and caches."""
         configured = self.superlink.vars.get("fledge_state_dir")
-        base = self.path.parent
-        return (base / configured) if configured else base / STATE_DIR_NAME
+        return Path(configured) if configured else self.path.parent / STATE_DIR_NAME
 
     @property
     def superlink_port(self) -> int:
@@ -160,22 +129,24 @@ class Inventory:
     def control_address(self) -> str:
         """``host:port`` where the controller reaches the SuperLink's Control API."""
         configured = self.superlink.vars.get("superlink_control_address")
-        return str(configured) if configured else _join(self.superlink.address, self.superlink_port)
+        return (
+            str(configured)
+            if configured
+            else join_host_port(self.superlink.address, self.superlink_port)
+        )
 
     @property
     def superlink_sans(self) -> list[str]:
-        """Names and addresses the SuperLink certificate must carry (before loopback)."""
-        control_host, _ = split_host_port(self.control_address)
-        extra = self.superlink.vars.get("superlink_tls_extra_sans") or []
-        return list(
-            dict.fromkeys(
-                [self.superlink.name, self.superlink.address, self.fleet_host, control_host, *extra]
-            )
+        """Names and addresses the SuperLink's certificate carries."""
+        v = self.superlink.vars
+        return superlink_sans(
+            name=self.superlink.name,
+            address=self.superlink.address,
+            fleet_host=self.fleet_host,
+            control_address=self.control_address,
+            listen_address=v.get("superlink_listen_address"),
+            extra=v.get("superlink_tls_extra_sans") or [],
         )
-
-
-def _join(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Reader:
@@ -184,8 +155,15 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, message: str, *, line: int | None = None, host: str | None = None,
-             field: str | None = None, fix: str | None = None) -> FledgeError:
+    def fail(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        host: str | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> FledgeError:
         return FledgeError(message, path=self.path, line=line, host=host, field=field, fix=fix)
 
     def mapping(self, value: Any, what: str, line: int | None) -> Mapping[str, Any]:
@@ -219,11 +197,14 @@ class _Reader:
                         raise self.fail(
                             "hosts directly under 'all' have no role",
                             line=subline,
-                            fix="put the coordinator under 'superlink' and devices under 'supernodes'",
+                            fix="put the coordinator under 'superlink', devices under 'supernodes'",
                         )
                     else:
-                        raise self.fail(f"unknown key 'all.{sub}'", line=subline,
-                                        fix="'all' may hold only 'vars' and 'children'")
+                        raise self.fail(
+                            f"unknown key 'all.{sub}'",
+                            line=subline,
+                            fix="'all' may hold only 'vars' and 'children'",
+                        )
             else:
                 self._add_group(groups, key, value, line)
         return self._build(groups, all_vars)
@@ -236,14 +217,17 @@ class _Reader:
                 fix=f"fledge knows the groups {', '.join(GROUPS)}; rename or remove '{name}'",
             )
         if name in groups:
-            raise self.fail(f"group '{name}' is defined twice", line=line,
-                            fix="merge both definitions into one")
+            raise self.fail(
+                f"group '{name}' is defined twice", line=line, fix="merge both definitions into one"
+            )
         group = self.mapping(group, f"group '{name}'", line)
         for key in group:
             if key not in ("hosts", "vars"):
-                raise self.fail(f"unknown key '{key}' in group '{name}'",
-                                line=group.lines.get(key),
-                                fix="a group may hold only 'hosts' and 'vars'")
+                raise self.fail(
+                    f"unknown key '{key}' in group '{name}'",
+                    line=group.lines.get(key),
+                    fix="a group may hold only 'hosts' and 'vars'",
+                )
         groups[name] = group
 
     def _build(self, groups: dict, all_vars: Mapping[str, Any]) -> Inventory:
@@ -251,14 +235,19 @@ class _Reader:
         hosts: dict[str, list[Host]] = {name: [] for name in GROUPS}
         for group_name in GROUPS:
             group = groups.get(group_name, _empty())
-            group_vars = self.mapping(group.get("vars"), f"'{group_name}.vars'", group.lines.get("vars"))
-            members = self.mapping(group.get("hosts"), f"'{group_name}.hosts'", group.lines.get("hosts"))
+            group_vars = self.mapping(
+                group.get("vars"), f"'{group_name}.vars'", group.lines.get("vars")
+            )
+            members = self.mapping(
+                group.get("hosts"), f"'{group_name}.hosts'", group.lines.get("hosts")
+            )
             for name, host_vars in members.items():
                 line = members.lines.get(name)
                 if name in seen:
                     raise self.fail(
                         f"host '{name}' is in both '{seen[name]}' and '{group_name}'",
-                        line=line, host=name,
+                        line=line,
+                        host=name,
                         fix="a host is either the coordinator or a device; keep one entry",
                     )
                 seen[name] = group_name
@@ -269,7 +258,7 @@ class _Reader:
             raise self.fail(
                 f"the 'superlink' group must have exactly one host, found {len(hosts[SUPERLINK])}",
                 line=groups.get(SUPERLINK, _empty()).line or None,
-                fix="list your coordinator (the host that runs the Flower SuperLink) under superlink.hosts",
+                fix="list the coordinator (the host running the SuperLink) under superlink.hosts",
             )
         if not hosts[SUPERNODES]:
             raise self.fail(
@@ -283,7 +272,8 @@ class _Reader:
         if not isinstance(name, str) or not _NAME.match(name):
             raise self.fail(
                 f"'{name}' is not a usable host name",
-                line=line, host=str(name),
+                line=line,
+                host=str(name),
                 fix="use letters, digits, '.', '_' and '-', starting with a letter or digit",
             )
 
@@ -294,15 +284,22 @@ class _Reader:
         if not isinstance(address, str) or not is_valid_address(address):
             raise self.fail(
                 f"'{address}' is not an IP address or host name",
-                line=where("ansible_host"), host=name, field="ansible_host",
+                line=where("ansible_host"),
+                host=name,
+                field="ansible_host",
                 fix="set ansible_host to the device's IP address or DNS name, without a port",
             )
-        for key, default in (("ansible_port", DEFAULT_SSH_PORT), ("superlink_port", DEFAULT_SUPERLINK_PORT)):
+        for key, default in (
+            ("ansible_port", DEFAULT_SSH_PORT),
+            ("superlink_port", DEFAULT_SUPERLINK_PORT),
+        ):
             value = merged.get(key, default)
             if isinstance(value, bool) or not str(value).isdigit() or not 0 < int(value) < 65536:
                 raise self.fail(
                     f"'{value}' is not a port number (1-65535)",
-                    line=where(key), host=name, field=key,
+                    line=where(key),
+                    host=name,
+                    field=key,
                     fix=f"set {key} to a number such as {default}",
                 )
             merged[key] = int(value)
@@ -310,15 +307,41 @@ class _Reader:
         if user is not None and not (isinstance(user, str) and _USER.match(user)):
             raise self.fail(
                 f"'{user}' is not a valid Linux user name",
-                line=where("ansible_user"), host=name, field="ansible_user",
+                line=where("ansible_user"),
+                host=name,
+                field="ansible_user",
                 fix="set ansible_user to the login user on the device, for example pi",
             )
         fleet_host = merged.get("superlink_fleet_host")
-        if fleet_host is not None and not (isinstance(fleet_host, str) and is_valid_address(fleet_host)):
+        if fleet_host is not None and not (
+            isinstance(fleet_host, str) and is_valid_address(fleet_host)
+        ):
             raise self.fail(
                 f"'{fleet_host}' is not an IP address or host name",
-                line=where("superlink_fleet_host"), host=name, field="superlink_fleet_host",
+                line=where("superlink_fleet_host"),
+                host=name,
+                field="superlink_fleet_host",
                 fix="set it to the name or address devices use to reach the coordinator",
+            )
+        state_dir = merged.get("fledge_state_dir")
+        if state_dir is not None and not (
+            isinstance(state_dir, str) and Path(state_dir).is_absolute()
+        ):
+            raise self.fail(
+                f"'{state_dir}' is not an absolute path",
+                line=where("fledge_state_dir"),
+                host=name,
+                field="fledge_state_dir",
+                fix="use an absolute path (Ansible and fledge would resolve a relative one apart)",
+            )
+        listen = merged.get("superlink_listen_address")
+        if listen is not None and not (isinstance(listen, str) and is_ip(listen)):
+            raise self.fail(
+                f"'{listen}' is not an IP address",
+                line=where("superlink_listen_address"),
+                host=name,
+                field="superlink_listen_address",
+                fix="use one of the coordinator's IP addresses, or 0.0.0.0 for all of them",
             )
         control = merged.get("superlink_control_address")
         if control is not None:
@@ -329,9 +352,10 @@ class _Reader:
             except ValueError as exc:
                 raise self.fail(
                     f"'{control}' is not a HOST:PORT address ({exc})",
-                    line=where("superlink_control_address"), host=name,
+                    line=where("superlink_control_address"),
+                    host=name,
                     field="superlink_control_address",
-                    fix="set it to where this controller reaches the SuperLink, e.g. 192.168.1.10:8000",
+                    fix="set it to where this controller reaches the SuperLink, e.g. 10.0.0.1:8000",
                 ) from None
         return Host(name, group, merged)
 

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fledge.addresses import WILDCARDS, split_host_port
 from fledge.errors import FledgeError
 from fledge.fsutil import PRIVATE_FILE, atomic_write, private_dir
 
@@ -49,7 +50,7 @@ class CertificateAuthority:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -107,9 +108,7 @@ def init_ca(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     # Key first: a crash in between leaves no certificate without its key.
@@ -122,9 +121,7 @@ def load_ca(pki_dir: Path) -> CertificateAuthority:
     pki_dir = Path(pki_dir)
     try:
         cert = x509.load_pem_x509_certificate((pki_dir / CA_CERT).read_bytes())
-        key = serialization.load_pem_private_key(
-            (pki_dir / CA_KEY).read_bytes(), password=None
-        )
+        key = serialization.load_pem_private_key((pki_dir / CA_KEY).read_bytes(), password=None)
     except FileNotFoundError as exc:
         raise FledgeError(
             "no certificate authority found",
@@ -160,13 +157,24 @@ def _general_names(sans: Iterable[str]) -> list[x509.GeneralName]:
     return names
 
 
-def server_sans(*names: str | None) -> list[str]:
-    """The SANs for a SuperLink: the given names and addresses plus loopback.
+def superlink_sans(
+    *,
+    name: str,
+    address: str,
+    fleet_host: str,
+    control_address: str,
+    listen_address: str | None = None,
+    extra: Iterable[str] = (),
+) -> list[str]:
+    """Every name and address by which the SuperLink is reached, plus loopback.
 
-    Wildcard bind addresses are not names a client can dial; they are dropped.
+    Devices dial ``fleet_host``, the controller dials ``control_address``, the
+    SuperLink's own SuperExec dials the listen address (loopback when it
+    listens on all addresses). Wildcards are not names anyone dials.
     """
-    wanted = [n for n in names if n and n not in ("0.0.0.0", "::")]
-    return list(dict.fromkeys([*wanted, *LOOPBACK_SANS]))
+    control_host, _ = split_host_port(control_address)
+    names = [name, address, fleet_host, control_host, listen_address, *extra, *LOOPBACK_SANS]
+    return list(dict.fromkeys(n for n in names if n and n not in WILDCARDS))
 
 
 def certificate_sans(cert: x509.Certificate) -> set[str]:
@@ -187,9 +195,7 @@ def issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
     return True
 
 
-def reasons_to_reissue(
-    cert_path: Path, ca: CertificateAuthority, sans: Iterable[str]
-) -> list[str]:
+def reasons_to_reissue(cert_path: Path, ca: CertificateAuthority, sans: Iterable[str]) -> list[str]:
     """Why the certificate at ``cert_path`` must be (re)issued; empty if fine."""
     if not cert_path.exists() or not cert_path.with_suffix(".key").exists():
         return ["missing"]
@@ -234,19 +240,13 @@ def issue_server_cert(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.SubjectAlternativeName(_general_names(sans)), critical=False
-        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_general_names(sans)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
     pki_dir = private_dir(Path(pki_dir))

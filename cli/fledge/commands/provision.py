@@ -1,5 +1,79 @@
-"""`fledge provision`: placeholder, being written."""
+"""`fledge provision`: run the deploy playbook on the fleet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from fledge import collection, inventory
+from fledge.console import FORMAT_OPTION, INVENTORY_OPTION, Format, err, handle_errors, print_json
+from fledge.fsutil import private_dir
+from fledge.progress import PlaybookProgress, recap_table
+from fledge.runner import run_playbook
 
 
-def provision() -> None:
-    """(provision)"""
+@handle_errors
+def provision(
+    inventory_path: Path = INVENTORY_OPTION,
+    check: bool = typer.Option(
+        False, "--check", help="Dry run: show what would change, change nothing."
+    ),
+    limit: str = typer.Option(
+        None, "--limit", "-l", help="Only these hosts (an Ansible host pattern)."
+    ),
+    tags: list[str] = typer.Option(
+        [], "--tags", "-t", help="Only tasks with these tags, e.g. supernode_configure."
+    ),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More Ansible output in the artifacts (-vvv)."
+    ),
+    output: Format = FORMAT_OPTION,
+) -> None:
+    """Install and configure Flower on every host of the fleet, with TLS.
+
+    Issues the CA and the SuperLink's certificate when missing, builds the
+    wheelhouse once per device platform, places each device's data partition,
+    and checks that every device is connected. Safe to run again: a second
+    run changes nothing.
+    """
+    fleet = inventory.load(inventory_path)
+    private_dir(fleet.state_dir)
+    hosts = ", ".join(h.name for h in fleet.hosts)
+    err.print(f"Provisioning {len(fleet.hosts)} hosts ({hosts}){' in check mode' if check else ''}")
+    with PlaybookProgress(err) as progress:
+        result = run_playbook(
+            collection.playbook("deploy"),
+            fleet.path,
+            fleet.state_dir,
+            check=check,
+            limit=limit,
+            tags=tags,
+            verbosity=verbose,
+            on_event=progress.handle,
+        )
+    err.print(recap_table(result, "Provisioning summary" + (" (check mode)" if check else "")))
+    for failure in result.failures:
+        err.print(
+            f"[red]{escape(failure.host)}[/]: {escape(failure.task)}\n  {escape(failure.message)}"
+        )
+    if result.output_tail:
+        err.print(escape(result.output_tail))
+    if output is Format.json:
+        print_json(
+            {
+                "succeeded": result.succeeded,
+                "check": check,
+                "changed": result.changed,
+                "hosts": {h: vars(r) | {"succeeded": r.succeeded} for h, r in result.recap.items()},
+                "failures": [vars(f) for f in result.failures],
+                "artifacts": str(result.artifacts),
+            }
+        )
+    if not result.succeeded:
+        err.print(f"Provisioning failed; the full log is in {result.artifacts}/stdout")
+        raise typer.Exit(1)
+    err.print(
+        f"[green]Done[/]: {result.changed} changes. Next: fledge round start -i {inventory_path}"
+    )

@@ -1,0 +1,44 @@
+# Copyright: fledge maintainers
+# Apache License 2.0 (see LICENSE)
+"""Prepare the default app's data partitions on the controller (``fledge.data``)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+ARGUMENT_SPEC = {
+    "dest": {"type": "path", "required": True},
+    "hosts": {"type": "list", "elements": "str", "required": True},
+    "seed": {"type": "int", "default": 0},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
+        if validation.error_messages:
+            raise AnsibleActionFail("; ".join(validation.error_messages))
+        args = validation.validated_parameters
+        try:
+            from fledge import data
+        except ImportError as exc:
+            raise AnsibleActionFail(
+                f"fledge.edge.data_partitions needs the fledge Python package where Ansible runs "
+                f"({exc}). Install it (pip install fledge-edge), or set dataset_name: none and "
+                "place your own data."
+            ) from None
+        written = data.write_partitions(
+            args["dest"], args["hosts"], args["seed"], dry_run=self._task.check_mode
+        )
+        result.update(
+            changed=bool(written.changed),
+            partitions={host: str(path) for host, path in written.paths.items()},
+            hosts_changed=written.changed,
+        )
+        return result

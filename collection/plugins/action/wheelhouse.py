@@ -1,0 +1,124 @@
+# Copyright: fledge maintainers
+# Apache License 2.0 (see LICENSE)
+"""Build wheelhouse archives on the controller, one per target platform.
+
+Runs entirely on the controller: ``pip download`` with explicit platform
+tags fetches the wheels a host needs without that host ever reaching the
+package index, and a tar archive per platform travels to the hosts as one
+file. An archive that exists is never rebuilt: its name is a digest of the
+requirements and the platform, so a change of either makes a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+ARGUMENT_SPEC = {
+    "dest": {"type": "path", "required": True},
+    "requirements": {"type": "list", "elements": "str", "required": True},
+    "hosts": {"type": "list", "elements": "str", "required": True},
+    "pip_args": {"type": "list", "elements": "str", "default": []},
+}
+# The oldest glibc that manylinux wheels target (manylinux2014).
+OLDEST_GLIBC_MINOR = 17
+
+
+def platform_tags(arch: str, glibc: str) -> list[str]:
+    """The pip --platform tags a host with this C library accepts, best first."""
+    major, minor = (int(part) for part in glibc.split(".")[:2])
+    if major != 2:
+        raise AnsibleActionFail(f"unexpected glibc version {glibc}")
+    tags = [f"manylinux_2_{m}_{arch}" for m in range(minor, OLDEST_GLIBC_MINOR - 1, -1)]
+    return [*tags, f"manylinux2014_{arch}", f"linux_{arch}"]
+
+
+def archive_name(requirements: list[str], platform: dict) -> str:
+    key = "\n".join([*requirements, platform["arch"], platform["python"], platform["glibc"]])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{platform['arch']}-py{platform['python']}-glibc{platform['glibc']}-{digest}.tar"
+
+
+def build(archive: Path, requirements: list[str], platform: dict, pip_args: list[str]) -> None:
+    python = "".join(platform["python"].split(".")[:2])
+    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
+        wheels = Path(tmp) / "wheels"
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--only-binary=:all:",
+            "--dest",
+            str(wheels),
+            "--implementation",
+            "cp",
+            "--python-version",
+            python,
+            "--abi",
+            f"cp{python}",
+        ]
+        for tag in platform_tags(platform["arch"], platform["glibc"]):
+            command += ["--platform", tag]
+        proc = subprocess.run(
+            [*command, *pip_args, *requirements], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise AnsibleActionFail(
+                f"pip download failed for {archive.name}: {proc.stderr.strip()[-2000:]}\n"
+                "The controller must reach the package index (or pass flower_pip_download_args, "
+                "e.g. --find-links DIR, to use a local copy)."
+            )
+        # The requirements file doubles as the marker that unpacking finished.
+        (wheels / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        partial = Path(tmp) / "archive.tar"
+        with tarfile.open(partial, "w") as tar:
+            for path in sorted(wheels.iterdir()):
+                tar.add(path, arcname=path.name)
+        os.replace(partial, archive)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
+        if validation.error_messages:
+            raise AnsibleActionFail("; ".join(validation.error_messages))
+        args = validation.validated_parameters
+        hostvars = task_vars["hostvars"]
+        dest = Path(args["dest"])
+
+        archives, built = {}, []
+        for host in args["hosts"]:
+            platform = hostvars[host].get("fledge_platform")
+            if not platform:
+                raise AnsibleActionFail(
+                    f"{host} has no fledge_platform fact: run fledge.edge.base first"
+                )
+            platform = {k: str(platform[k]) for k in ("arch", "python", "glibc")}
+            platform["python"] = ".".join(platform["python"].split(".")[:2])
+            archive = dest / archive_name(args["requirements"], platform)
+            archives[host] = str(archive)
+            if archive.exists() or archive.name in built:
+                continue
+            built.append(archive.name)
+            if not self._task.check_mode:
+                dest.mkdir(parents=True, exist_ok=True)
+                build(archive, args["requirements"], platform, args["pip_args"])
+
+        result.update(changed=bool(built), archives=archives, built=built)
+        return result
