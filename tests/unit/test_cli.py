@@ -26,8 +26,18 @@ def fledge(*args: str):
 def pis(tmp_path: Path) -> Path:
     path = tmp_path / "pis.yml"
     result = fledge(
-        "inventory", "generate", "-s", "coordinator=10.0.0.1", "-d", "pi-1=pi@10.0.0.21",
-        "-d", "pi-2=10.0.0.22:2222", "-u", "pi", "-o", path,
+        "inventory",
+        "generate",
+        "-s",
+        "coordinator=10.0.0.1",
+        "-d",
+        "pi-1=pi@10.0.0.21",
+        "-d",
+        "pi-2=10.0.0.22:2222",
+        "-u",
+        "pi",
+        "-o",
+        path,
     )
     assert result.exit_code == 0, result.output
     return path
@@ -65,7 +75,9 @@ def test_generate_refuses_to_overwrite(pis: Path) -> None:
         (["-s", "c=10.0.0.1"], "at least one device"),
     ],
 )
-def test_generate_rejects_bad_hosts_and_writes_nothing(tmp_path: Path, args: list[str], words: str) -> None:
+def test_generate_rejects_bad_hosts_and_writes_nothing(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
     out = tmp_path / "out.yml"
     result = fledge("inventory", "generate", *args, "-o", out)
     assert result.exit_code == 1
@@ -75,7 +87,9 @@ def test_generate_rejects_bad_hosts_and_writes_nothing(tmp_path: Path, args: lis
 
 def test_generate_from_hosts_file(tmp_path: Path) -> None:
     csv_file = tmp_path / "hosts.csv"
-    csv_file.write_text("role,name,address,user,port\nsuperlink,c,10.0.0.1,,\nsupernode,d1,10.0.0.2,pi,2201\n")
+    csv_file.write_text(
+        "role,name,address,user,port\nsuperlink,c,10.0.0.1,,\nsupernode,d1,10.0.0.2,pi,2201\n"
+    )
     result = fledge("inventory", "generate", "--hosts-file", csv_file, "-o", tmp_path / "inv.yml")
     assert result.exit_code == 0, result.output
     (device,) = inventory.load(tmp_path / "inv.yml").supernodes
@@ -84,7 +98,9 @@ def test_generate_from_hosts_file(tmp_path: Path) -> None:
 
 def test_hosts_file_errors_name_the_line(tmp_path: Path) -> None:
     csv_file = tmp_path / "hosts.csv"
-    csv_file.write_text("role,name,address,user,port\nsuperlink,c,10.0.0.1,,\nworker,d1,10.0.0.2,pi,22\n")
+    csv_file.write_text(
+        "role,name,address,user,port\nsuperlink,c,10.0.0.1,,\nworker,d1,10.0.0.2,pi,22\n"
+    )
     result = fledge("inventory", "generate", "--hosts-file", csv_file, "-o", tmp_path / "inv.yml")
     assert result.exit_code == 1
     assert f"{csv_file}:3" in result.stderr and "unknown role 'worker'" in result.stderr
@@ -92,7 +108,9 @@ def test_hosts_file_errors_name_the_line(tmp_path: Path) -> None:
 
 def test_check_reports_bad_inventory_with_location(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("all:\n  children:\n    superlink:\n      hosts:\n        c: {ansible_port: 0}\n")
+    bad.write_text(
+        "all:\n  children:\n    superlink:\n      hosts:\n        c: {ansible_port: 0}\n"
+    )
     result = fledge("inventory", "check", "-i", bad)
     assert result.exit_code == 1
     assert f"{bad}:5" in result.stderr and "field 'ansible_port'" in result.stderr
@@ -149,7 +167,10 @@ def _fake_run(result: PlaybookResult, calls: list):
         calls.append((playbook, inventory_path, state_dir, kwargs))
         for event in (
             {"event": "playbook_on_play_start", "event_data": {"play": "Prepare every host"}},
-            {"event": "runner_on_ok", "event_data": {"host": "pi-1", "task": "t", "res": {"changed": True}}},
+            {
+                "event": "runner_on_ok",
+                "event_data": {"host": "pi-1", "task": "t", "res": {"changed": True}},
+            },
         ):
             kwargs["on_event"](event)
         return result
@@ -160,7 +181,9 @@ def _fake_run(result: PlaybookResult, calls: list):
 def test_provision_success(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list = []
     recap = {h: HostRecap(ok=10, changed=2) for h in ("coordinator", "pi-1", "pi-2")}
-    monkeypatch.setattr(provision_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls))
+    monkeypatch.setattr(
+        provision_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls)
+    )
     result = fledge("provision", "-i", pis, "--format", "json")
     assert result.exit_code == 0, result.output
     (playbook, inv, state_dir, kwargs) = calls[0]
@@ -173,7 +196,11 @@ def test_provision_success(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_provision_fails_when_a_host_fails(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    recap = {"coordinator": HostRecap(ok=5), "pi-1": HostRecap(ok=3, failed=1), "pi-2": HostRecap(unreachable=1)}
+    recap = {
+        "coordinator": HostRecap(ok=5),
+        "pi-1": HostRecap(ok=3, failed=1),
+        "pi-2": HostRecap(unreachable=1),
+    }
     failures = [
         Failure("pi-1", "Refuse a 32-bit or unsupported userland", "pi-1 has a armhf userland"),
         Failure("pi-2", "Gathering Facts", "ssh: connect to host refused", unreachable=True),
@@ -186,9 +213,13 @@ def test_provision_fails_when_a_host_fails(pis: Path, monkeypatch: pytest.Monkey
     assert "check mode" in result.stderr
 
 
-def test_provision_rejects_a_bad_inventory_before_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provision_rejects_a_bad_inventory_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("all:\n  children:\n    supernodes: {hosts: {d: null}}\n    superlink: {hosts: {d: null}}\n")
+    bad.write_text(
+        "all:\n  children:\n    supernodes: {hosts: {d: null}}\n    superlink: {hosts: {d: null}}\n"
+    )
     monkeypatch.setattr(provision_cmd, "run_playbook", lambda *a, **k: pytest.fail("must not run"))
     result = fledge("provision", "-i", bad)
     assert result.exit_code == 1 and "both" in result.stderr

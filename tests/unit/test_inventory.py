@@ -50,7 +50,11 @@ def test_good_inventory_is_read_with_precedence(tmp_path: Path) -> None:
     assert fleet.superlink.port == 22
     assert [h.name for h in fleet.supernodes] == ["pi-1", "pi-2"]
     pi1, pi2 = fleet.supernodes
-    assert (pi1.address, pi1.port, pi1.user) == ("192.168.1.21", 2200, "pi")  # group var wins over default
+    assert (pi1.address, pi1.port, pi1.user) == (
+        "192.168.1.21",
+        2200,
+        "pi",
+    )  # group var wins over default
     assert (pi2.address, pi2.port, pi2.user) == ("pi-2.local", 2222, "admin")  # host var wins
     assert fleet.state_dir == tmp_path / ".fledge"
     assert fleet.control_address == "192.168.1.10:8000"
@@ -90,16 +94,42 @@ def test_shipped_example_inventory_loads() -> None:
     [
         ("ansible_port: 2222", "ansible_port: 70000", 17, "pi-2", "ansible_port", "not a port"),
         ("ansible_port: 2222", "ansible_port: ssh", 17, "pi-2", "ansible_port", "not a port"),
-        ("ansible_host: pi-2.local", "ansible_host: pi_2..local", 16, "pi-2", "ansible_host", "not an IP"),
-        ("ansible_host: 192.168.1.21", "ansible_host: 192.168.1.300", 14, "pi-1", "ansible_host", "not an IP"),
-        ("ansible_user: admin", "ansible_user: 'Bad User'", 18, "pi-2", "ansible_user", "user name"),
+        (
+            "ansible_host: pi-2.local",
+            "ansible_host: pi_2..local",
+            16,
+            "pi-2",
+            "ansible_host",
+            "not an IP",
+        ),
+        (
+            "ansible_host: 192.168.1.21",
+            "ansible_host: 192.168.1.300",
+            14,
+            "pi-1",
+            "ansible_host",
+            "not an IP",
+        ),
+        (
+            "ansible_user: admin",
+            "ansible_user: 'Bad User'",
+            18,
+            "pi-2",
+            "ansible_user",
+            "user name",
+        ),
     ],
 )
 def test_bad_host_fields_name_file_line_host_and_field(
     tmp_path: Path, old: str, new: str, line: int, host: str, field: str, words: str
 ) -> None:
     error = load_error(tmp_path, GOOD.replace(old, new))
-    assert (error.path, error.line, error.host, error.field) == (tmp_path / "pis.yml", line, host, field)
+    assert (error.path, error.line, error.host, error.field) == (
+        tmp_path / "pis.yml",
+        line,
+        host,
+        field,
+    )
     assert words in error.message
     assert error.fix
     assert f"{tmp_path / 'pis.yml'}:{line}" in str(error)
@@ -128,7 +158,10 @@ def test_unknown_group(tmp_path: Path) -> None:
     ("text", "words"),
     [
         ("all:\n  children:\n    supernodes:\n      hosts:\n        pi-1:\n", "exactly one host"),
-        ("all:\n  children:\n    superlink:\n      hosts:\n        c:\n", "'supernodes' group has no hosts"),
+        (
+            "all:\n  children:\n    superlink:\n      hosts:\n        c:\n",
+            "'supernodes' group has no hosts",
+        ),
         ("- just\n- a list\n", "YAML mapping"),
         ("all:\n  hosts:\n    pi-1:\n", "no role"),
         ("all:\n  children: [\n", "not valid YAML"),
@@ -145,7 +178,9 @@ def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
 
 
 def test_relative_state_dir_is_refused(tmp_path: Path) -> None:
-    text = GOOD.replace("    ansible_user: pi\n", "    ansible_user: pi\n    fledge_state_dir: state\n")
+    text = GOOD.replace(
+        "    ansible_user: pi\n", "    ansible_user: pi\n    fledge_state_dir: state\n"
+    )
     error = load_error(tmp_path, text)
     assert error.field == "fledge_state_dir"
 
@@ -153,7 +188,10 @@ def test_relative_state_dir_is_refused(tmp_path: Path) -> None:
 def test_render_then_load_round_trips(tmp_path: Path) -> None:
     text = inventory.render(
         inventory.HostSpec("coordinator", "10.0.0.1"),
-        [inventory.HostSpec("pi-1", "10.0.0.21", user="pi", port=2222), inventory.HostSpec("pi-2.lan", "pi-2.lan")],
+        [
+            inventory.HostSpec("pi-1", "10.0.0.21", user="pi", port=2222),
+            inventory.HostSpec("pi-2.lan", "pi-2.lan"),
+        ],
         {"ansible_user": "pi"},
     )
     fleet = inventory.write(tmp_path / "out.yml", text)
@@ -165,7 +203,9 @@ def test_render_then_load_round_trips(tmp_path: Path) -> None:
 
 
 def test_write_refuses_bad_text_and_leaves_no_file(tmp_path: Path) -> None:
-    text = inventory.render(inventory.HostSpec("c", "10.0.0.1", port=99999), [inventory.HostSpec("d", "10.0.0.2")])
+    text = inventory.render(
+        inventory.HostSpec("c", "10.0.0.1", port=99999), [inventory.HostSpec("d", "10.0.0.2")]
+    )
     with pytest.raises(FledgeError):
         inventory.write(tmp_path / "out.yml", text)
     assert list(tmp_path.iterdir()) == []

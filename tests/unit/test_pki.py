@@ -50,8 +50,10 @@ def test_chain_verifies_for_every_name(issued: pki.EnsureResult) -> None:
 
 
 def test_certificate_fails_for_a_name_it_does_not_carry(issued: pki.EnsureResult) -> None:
-    verifier = PolicyBuilder().store(Store([load(issued.ca_path)])).build_server_verifier(
-        x509.DNSName("elsewhere.example")
+    verifier = (
+        PolicyBuilder()
+        .store(Store([load(issued.ca_path)]))
+        .build_server_verifier(x509.DNSName("elsewhere.example"))
     )
     with pytest.raises(x509.verification.VerificationError):
         verifier.verify(load(issued.cert_path), [])
@@ -71,9 +73,10 @@ def test_real_tls_handshake_on_loopback(issued: pki.EnsureResult) -> None:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     client_ctx = ssl.create_default_context(cafile=str(issued.ca_path))
-    with socket.create_connection(("127.0.0.1", port)) as raw, client_ctx.wrap_socket(
-        raw, server_hostname="127.0.0.1"
-    ) as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         assert tls.recv(5) == b"hello"
     thread.join(5)
     listener.close()

@@ -1,0 +1,84 @@
+"""The collection's contracts that no Ansible run would catch early.
+
+Role defaults and their argument specs must agree, and the few values that
+the CLI and the roles both know (ports, versions, file names) must match.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+import fledge
+from fledge import data, inventory
+from fledge.collection import collection_dir
+
+REPO = Path(__file__).resolve().parents[2]
+ROLES = REPO / "collection" / "roles"
+ROLE_NAMES = sorted(p.name for p in ROLES.iterdir() if p.is_dir())
+
+
+def role_file(role: str, *parts: str) -> dict:
+    return yaml.safe_load((ROLES / role).joinpath(*parts).read_text()) or {}
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_argument_specs_match_defaults(role: str) -> None:
+    defaults = role_file(role, "defaults", "main.yml")
+    options = role_file(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert set(options) == set(defaults), "every default is documented, nothing else"
+    for name, spec in options.items():
+        assert spec.get("description"), f"{name} has no description"
+        assert "type" in spec, f"{name} has no type"
+        value = defaults[name]
+        if isinstance(value, str) and "{{" in value:
+            continue  # a computed default: documented in words or as the same template
+        assert spec.get("default") == value, (
+            f"{name}: spec says {spec.get('default')!r}, default is {value!r}"
+        )
+        if "choices" in spec:
+            assert value in spec["choices"]
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_role_variables_are_namespaced(role: str) -> None:
+    for name in role_file(role, "defaults", "main.yml"):
+        assert name.startswith(f"{role}_"), name
+    for name in role_file(role, "vars", "main.yml") if (ROLES / role / "vars").exists() else {}:
+        assert name.startswith(f"_{role}_"), name
+
+
+def test_cli_and_roles_agree_on_shared_values() -> None:
+    assert (
+        role_file("superlink", "defaults", "main.yml")["superlink_port"]
+        == inventory.DEFAULT_SUPERLINK_PORT
+    )
+    assert role_file("flower", "defaults", "main.yml")["flower_version"] == fledge.FLWR_VERSION
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert f"flwr=={fledge.FLWR_VERSION}" in pyproject["project"]["dependencies"]
+    app = tomllib.loads((REPO / "cli/fledge/apps/digits/pyproject.toml").read_text())
+    assert f"flwr=={fledge.FLWR_VERSION}" in app["project"]["dependencies"]
+    task = ast.parse((REPO / "cli/fledge/apps/digits/fledge_digits/task.py").read_text())
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in task.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+    }
+    assert constants["PARTITION_FILE"] == data.PARTITION_FILE
+
+
+def test_the_cli_uses_this_checkouts_collection() -> None:
+    assert collection_dir().resolve() == (REPO / "collection").resolve()
+    assert (
+        REPO
+        / "playbooks"
+        / "collections"
+        / "ansible_collections"
+        / "fledge"
+        / "edge"
+        / "galaxy.yml"
+    ).is_file()

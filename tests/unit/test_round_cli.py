@@ -1,0 +1,437 @@
+"""`fledge round` through CliRunner, with a fake flwr at the seam (fledge.flower.run_flwr)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fledge import flower
+from fledge.commands import round as round_cmd
+from fledge.flower import FlwrResult
+from fledge.main import app
+
+runner = CliRunner()
+RUN_ID = "3093522671225500114"
+
+
+def round_line(n: int, accuracy: float) -> str:
+    report = {"round": n, "nodes": 2, "train_loss": 0.5 / n, "loss": 0.6 / n, "accuracy": accuracy}
+    return f"\x1b[92mINFO \x1b[0m:      fledge-round {json.dumps(report)}\n"
+
+
+class FakeFlwr:
+    """A SuperLink as the flwr CLI shows it: each `flwr ls --run-id` moves the run on.
+
+    ``stages`` are (status, log) pairs; the last one repeats.
+    """
+
+    def __init__(
+        self, stages: list[tuple[str, str]], online: int = 2, details: str = "N/A"
+    ) -> None:
+        self.stages = stages
+        self.stage = -1
+        self.online = online
+        self.details = details
+        self.calls: list[list[str]] = []
+        self.stopped = False
+        self.interrupt_on_poll: int | None = None
+
+    def __call__(self, args: list[str], flwr_home: Path, timeout: float) -> FlwrResult:
+        self.calls.append(list(args))
+        command = args[0] if args[0] != "supernode" else "supernode " + args[1]
+        return getattr(self, command.replace(" ", "_"))(args)
+
+    def status(self) -> str:
+        return "finished:stopped" if self.stopped else self.stages[max(self.stage, 0)][0]
+
+    def run_doc(self) -> dict:
+        return {
+            "run-id": RUN_ID,
+            "fab-id": "fledge/fledge-digits",
+            "fab-version": "1.0.0",
+            "status": self.status(),
+            "status-details": self.details,
+            "elapsed": 31.5,
+            "pending-at": "2026-11-28 10:25:32Z",
+            "finished-at": "N/A",
+            "network-traffic": {"inbound-bytes": 22940, "outbound-bytes": 40968},
+        }
+
+    def ls(self, args: list[str]) -> FlwrResult:
+        if "--run-id" in args:
+            self.stage = min(self.stage + 1, len(self.stages) - 1)
+            if self.interrupt_on_poll == self.stage:
+                raise KeyboardInterrupt
+        return self.ok({"runs": [self.run_doc()]})
+
+    def supernode_ls(self, args: list[str]) -> FlwrResult:
+        nodes = [
+            {
+                "node-id": str(i),
+                "status": "online",
+                "online-at": "2026-11-28 10:00:00Z",
+                "offline-at": "N/A",
+            }
+            for i in range(self.online)
+        ]
+        nodes.append(
+            {
+                "node-id": "99",
+                "status": "offline",
+                "online-at": "N/A",
+                "offline-at": "2026-11-28 09:00:00Z",
+            }
+        )
+        return self.ok({"nodes": nodes})
+
+    def run(self, args: list[str]) -> FlwrResult:
+        return self.ok({"run-id": RUN_ID})
+
+    def log(self, args: list[str]) -> FlwrResult:
+        return FlwrResult(0, "Using SuperLink: fledge\n" + self.stages[max(self.stage, 0)][1], "")
+
+    def stop(self, args: list[str]) -> FlwrResult:
+        self.stopped = True
+        return self.ok({"run-id": args[1]})
+
+    @staticmethod
+    def ok(doc: dict) -> FlwrResult:
+        return FlwrResult(0, json.dumps({"success": True, **doc}), "")
+
+    def overrides(self) -> list[str]:
+        (run,) = [c for c in self.calls if c[0] == "run"]
+        return [run[i + 1] for i, arg in enumerate(run) if arg == "-c"]
+
+
+class FakeTime:
+    """A clock that moves only when fledge sleeps, so polls and timeouts cost nothing."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+LOG_1 = round_line(1, 0.90)
+LOG_2 = LOG_1 + round_line(2, 0.95)
+COMPLETES = [
+    ("pending", ""),
+    ("running", ""),
+    ("running", LOG_1),
+    ("running", LOG_2),
+    ("finished:completed", LOG_2),
+]
+
+
+@pytest.fixture(autouse=True)
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTime]:
+    clock = FakeTime()
+    monkeypatch.setattr(round_cmd, "time", clock)
+    yield clock
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.yml"
+    path.write_text(
+        "all:\n  children:\n"
+        "    superlink:\n      hosts:\n"
+        "        coordinator: {ansible_host: 127.0.0.1,\n"
+        "                      superlink_control_address: '127.0.0.1:18000'}\n"
+        "    supernodes:\n      hosts:\n        pi-1:\n        pi-2:\n"
+    )
+    (tmp_path / ".fledge" / "pki").mkdir(parents=True)
+    (tmp_path / ".fledge" / "pki" / "ca.crt").write_text("CA")
+    return path
+
+
+def use(monkeypatch: pytest.MonkeyPatch, fake: FakeFlwr) -> FakeFlwr:
+    monkeypatch.setattr(flower, "run_flwr", fake)
+    return fake
+
+
+def fledge(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+# --- start ------------------------------------------------------------------
+
+
+def test_completed_run_exits_0_with_one_json_document(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    result = fledge("round", "start", "-i", fleet, "--rounds", 2, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # the whole of stdout is one document
+    assert doc == {
+        "run_id": RUN_ID,
+        "status": "finished:completed",
+        "status_details": None,
+        "app": "fledge/fledge-digits==1.0.0",
+        "rounds": [
+            {"round": 1, "nodes": 2, "train_loss": 0.5, "loss": 0.6, "accuracy": 0.9},
+            {"round": 2, "nodes": 2, "train_loss": 0.25, "loss": 0.3, "accuracy": 0.95},
+        ],
+        "elapsed_seconds": 31.5,
+        "network_bytes": {"inbound": 22940, "outbound": 40968, "total": 63908},
+    }
+    assert fake.overrides() == ["num-server-rounds=2", "min-nodes=2"]
+    # Each round is shown once, as it appears, on stderr.
+    assert result.stderr.count("round 1/2:") == 1 and result.stderr.count("round 2/2:") == 1
+    assert not fake.stopped
+
+
+def test_no_log_is_asked_for_before_the_run_is_running(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(
+        monkeypatch, FakeFlwr([("pending", ""), ("starting", ""), ("finished:completed", LOG_1)])
+    )
+    assert fledge("round", "start", "-i", fleet).exit_code == 0
+    polls = [c[0] for c in fake.calls if c[0] in ("ls", "log")]
+    assert polls == ["ls", "ls", "ls", "log"]  # one final log, after the run ended
+
+
+def test_text_output_has_a_round_table_and_a_summary(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(monkeypatch, FakeFlwr(COMPLETES))
+    result = fledge("round", "start", "-i", fleet)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # people's output goes to stderr
+    for words in (
+        "train loss",
+        "95.0%",
+        "0.3000",
+        RUN_ID,
+        "finished:completed",
+        "32 s",
+        "22.9 kB in, 41.0 kB out",
+    ):
+        assert words in result.stderr
+
+
+@pytest.mark.parametrize("status", ["finished:failed", "finished:stopped"])
+def test_a_run_that_did_not_complete_exits_1(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
+    use(
+        monkeypatch,
+        FakeFlwr(
+            [("running", LOG_1), (status, LOG_1)], details="ServerApp failed with exception: boom"
+        ),
+    )
+    result = fledge("round", "start", "-i", fleet, "--format", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["status"] == status
+    assert doc["status_details"] == "ServerApp failed with exception: boom"
+    assert [r["round"] for r in doc["rounds"]] == [1]
+
+
+def test_failure_details_are_shown_to_people(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr([("finished:failed", "")], details="ServerApp failed: boom"))
+    result = fledge("round", "start", "-i", fleet)
+    assert result.exit_code == 1
+    assert "ServerApp failed: boom" in result.stderr and "No round finished" in result.stderr
+
+
+def test_too_few_devices_online_is_refused_before_starting(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES, online=1))
+    result = fledge("round", "start", "-i", fleet, "--format", "json")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    message = " ".join(result.stderr.split())
+    assert "only 1 devices are connected" in message and "needs 2" in message
+    assert "systemctl status fledge-supernode" in message
+    assert "journalctl -u fledge-supernode" in message
+    assert "--min-nodes" in message
+    assert not [c for c in fake.calls if c[0] == "run"]
+
+
+def test_min_nodes_lowers_the_bar_and_reaches_the_app(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES, online=1))
+    result = fledge("round", "start", "-i", fleet, "--min-nodes", 1)
+    assert result.exit_code == 0, result.output
+    assert fake.overrides() == ["min-nodes=1"]  # rounds: the app's own default
+
+
+def test_min_nodes_above_the_online_count_is_refused(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(monkeypatch, FakeFlwr(COMPLETES, online=2))
+    result = fledge("round", "start", "-i", fleet, "--min-nodes", 3)
+    assert result.exit_code == 1
+    assert "needs 3 (--min-nodes)" in " ".join(result.stderr.split())
+
+
+def write_app(tmp_path: Path, config: str) -> Path:
+    app_dir = tmp_path / "other-app"
+    app_dir.mkdir()
+    (app_dir / "pyproject.toml").write_text(f"[tool.flwr.app]\npublisher = 'x'\n{config}")
+    return app_dir
+
+
+def test_overrides_only_for_keys_the_app_declares(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    app_dir = write_app(tmp_path, "[tool.flwr.app.config]\nnum-server-rounds = 5\n")
+    result = fledge("round", "start", "-i", fleet, "--app", app_dir, "--rounds", 2)
+    assert result.exit_code == 0, result.output
+    assert fake.overrides() == ["num-server-rounds=2"]
+
+
+def test_rounds_for_an_app_without_num_server_rounds_is_an_error(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    app_dir = write_app(tmp_path, "[tool.flwr.app.config]\nepochs = 1\n")
+    result = fledge("round", "start", "-i", fleet, "--app", app_dir, "--rounds", 2)
+    assert result.exit_code == 1
+    assert "num-server-rounds" in result.stderr and "pyproject.toml" in result.stderr
+    assert fake.calls == []  # refused before asking the SuperLink anything
+
+
+def test_rounds_of_other_apps_come_from_flowers_log(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = (
+        "[ROUND 1/1]\naggregate_train: Received 2 results and 0 failures\n"
+        "\t└──> Aggregated MetricRecord: {'train_loss': 0.7}\n"
+        "aggregate_evaluate: Received 2 results and 0 failures\n"
+        "\t└──> Aggregated MetricRecord: {'eval_loss': 0.5, 'eval_acc': 0.8}\n"
+    )
+    use(monkeypatch, FakeFlwr([("running", log), ("finished:completed", log)]))
+    app_dir = write_app(tmp_path, "")
+    result = fledge("round", "start", "-i", fleet, "--app", app_dir, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rounds"] == [
+        {"round": 1, "nodes": 2, "train_loss": 0.7, "loss": 0.5, "accuracy": 0.8}
+    ]
+
+
+def test_timeout_stops_the_run(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime
+) -> None:
+    fake = use(monkeypatch, FakeFlwr([("running", LOG_1)]))
+    result = fledge("round", "start", "-i", fleet, "--timeout", 10, "--format", "json")
+    assert result.exit_code == round_cmd.EXIT_TIMEOUT
+    assert fake.stopped
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "finished:stopped" and len(doc["rounds"]) == 1
+    assert 10 <= fake_time.now - 1000 < 10 + 2 * round_cmd.POLL_SECONDS
+    assert "--timeout" in result.stderr
+
+
+def test_ctrl_c_stops_the_run(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    fake.interrupt_on_poll = 2
+    result = fledge("round", "start", "-i", fleet, "--format", "json")
+    assert result.exit_code == round_cmd.EXIT_INTERRUPTED
+    assert fake.stopped
+    assert json.loads(result.stdout)["status"] == "finished:stopped"
+
+
+def test_the_outcome_comes_from_the_superlink_even_after_a_timeout(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run completed just as the timeout hit: stopping fails, the run counts.
+    fake = use(
+        monkeypatch,
+        FakeFlwr([("running", LOG_1), ("running", LOG_1), ("finished:completed", LOG_2)]),
+    )
+    fake.stop = lambda args: FlwrResult(  # type: ignore[method-assign]
+        0, json.dumps({"success": False, "error-message": "\n\nRun is already finished."}), ""
+    )
+    result = fledge("round", "start", "-i", fleet, "--timeout", 1)
+    assert result.exit_code == 0, result.output
+    assert "passed --timeout" in result.stderr and "Run is already finished" in result.stderr
+    assert "round 2/3" in result.stderr
+
+
+def test_missing_ca_is_reported_before_flwr_runs(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    (fleet.parent / ".fledge" / "pki" / "ca.crt").unlink()
+    result = fledge("round", "start", "-i", fleet)
+    assert result.exit_code == 1
+    assert "fledge provision" in result.stderr and fake.calls == []
+
+
+def test_fledge_tls_false_warns(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr(COMPLETES))
+    fleet.write_text(
+        fleet.read_text().replace("'127.0.0.1:18000'", "'127.0.0.1:18000', fledge_tls: false")
+    )
+    result = fledge("round", "nodes", "-i", fleet)
+    assert result.exit_code == 0, result.output
+    assert "without TLS" in result.stderr
+
+
+# --- list, stop, nodes ------------------------------------------------------
+
+
+def test_list_runs_as_json(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr([("finished:completed", "")]))
+    result = fledge("round", "list", "-i", fleet, "--format", "json")
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["run_id"] == RUN_ID and run["status"] == "finished:completed"
+
+
+def test_list_runs_as_text(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr([("running", "")]))
+    result = fledge("round", "list", "-i", fleet)
+    assert result.exit_code == 0 and RUN_ID in result.stderr and "running" in result.stderr
+
+
+def test_stop(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = use(monkeypatch, FakeFlwr([("running", "")]))
+    result = fledge("round", "stop", RUN_ID, "-i", fleet)
+    assert result.exit_code == 0, result.output
+    assert fake.calls == [["stop", RUN_ID, "fledge", "--format", "json"]]
+
+
+def test_stop_a_finished_run_fails(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = use(monkeypatch, FakeFlwr([("finished:completed", "")]))
+    fake.stop = lambda args: FlwrResult(  # type: ignore[method-assign]
+        0,
+        json.dumps({"success": False, "error-message": "x\n\n[code: 18] Run is already finished."}),
+        "",
+    )
+    result = fledge("round", "stop", RUN_ID, "-i", fleet)
+    assert result.exit_code == 1 and "already finished" in result.stderr
+
+
+def test_nodes_as_json(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr([], online=1))
+    result = fledge("round", "nodes", "-i", fleet, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["devices"] == 2 and doc["online"] == 1
+    assert [n["status"] for n in doc["nodes"]] == ["online", "offline"]
+
+
+def test_nodes_as_text_points_at_missing_devices(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(monkeypatch, FakeFlwr([], online=1))
+    result = fledge("round", "nodes", "-i", fleet)
+    assert result.exit_code == 0
+    text = " ".join(result.stderr.split())
+    assert "1 of 2 devices" in text and "journalctl -u fledge-supernode" in text
