@@ -41,9 +41,9 @@ app = typer.Typer(
     help="Start, follow and stop training runs on the fleet's SuperLink.", no_args_is_help=True
 )
 
-# Each poll costs two flwr calls of ~1.5 s CPU each; 2 s apart keeps the
+# Each poll costs two flwr calls of ~1.5 s CPU each; 5 s apart keeps the
 # controller light while rounds (tens of seconds) still show up promptly.
-POLL_SECONDS = 2.0
+POLL_SECONDS = 5.0
 # How long a stopped run may take to report finished:stopped.
 STOP_WAIT_SECONDS = 30.0
 DEFAULT_TIMEOUT = 1800.0
