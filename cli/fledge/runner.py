@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,19 +145,25 @@ def run_playbook(
             on_event(event)
         return True  # keep the event in the artifacts
 
-    runner = ansible_runner.run(
-        private_data_dir=str(private_dir(state_dir / "runner")),
-        playbook=str(playbook),
-        inventory=str(inventory.resolve()),
-        envvars=ansible_env(),
-        cmdline=" ".join(cmdline) or None,
-        limit=limit,
-        tags=",".join(tags) or None,
-        verbosity=verbosity or None,
-        event_handler=handle,
-        quiet=True,
-        rotate_artifacts=KEEP_ARTIFACTS,
-    )
+    # ansible-runner saves the command line of a run in its private data dir
+    # and reuses it when the next run passes none: a --check run would turn
+    # the next real run into a dry run. Every run starts from a fresh one;
+    # only the artifacts are kept.
+    with tempfile.TemporaryDirectory(prefix="fledge-runner-") as scratch:
+        runner = ansible_runner.run(
+            private_data_dir=scratch,
+            artifact_dir=str(private_dir(state_dir / "runner")),
+            playbook=str(playbook),
+            inventory=str(inventory.resolve()),
+            envvars=ansible_env(),
+            cmdline=" ".join(cmdline) or None,
+            limit=limit,
+            tags=",".join(tags) or None,
+            verbosity=verbosity or None,
+            event_handler=handle,
+            quiet=True,
+            rotate_artifacts=KEEP_ARTIFACTS,
+        )
     stats = runner.stats or {}
     recap = {host: HostRecap() for host in stats.get("processed", {})}
     for stat, attr in _STATS.items():
