@@ -43,4 +43,12 @@ def test_wheel_ships_the_collection_and_the_app(tmp_path: Path) -> None:
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     # Only what Galaxy would ship of the collection (no tests, no molecule).
     tops = {n[len(collection) :].split("/")[0] for n in names if n.startswith(collection)}
-    assert tops == {"galaxy.yml", "README.md", "meta", "playbooks", "plugins", "roles"}
+    assert tops == {
+        "galaxy.yml",
+        "README.md",
+        "CHANGELOG.md",
+        "meta",
+        "playbooks",
+        "plugins",
+        "roles",
+    }
