@@ -7,7 +7,9 @@ records the directory that holds the lab's files.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,8 @@ SSH = "22/tcp"
 SUPERLINK = f"{DEFAULT_SUPERLINK_PORT}/tcp"
 # Emulated devices boot several times slower.
 BOOT_TIMEOUT = 120.0
+# Another process may take a free port between our probe and Docker binding it.
+PORT_ATTEMPTS = 5
 EMULATED_BOOT_TIMEOUT = 600.0
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,47}$")
 _DEVICE = re.compile(rf"^{DEVICE_PREFIX}(\d+)$")
@@ -237,11 +241,34 @@ def _check_reused(
             )
 
 
+def _free_port() -> int:
+    """A loopback port that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _create(client: docker.DockerClient, lab: str, host: str, tag: str) -> Container:
+    """Start one lab host, retrying when another process took its chosen ports first."""
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return _run(client, lab, host, tag)
+        except docker.errors.APIError as exc:
+            if "port is already allocated" not in str(exc) or attempt == PORT_ATTEMPTS - 1:
+                raise
+            # Docker created the container before it failed to start it.
+            with contextlib.suppress(docker.errors.NotFound):
+                client.containers.get(f"{lab}-{host}").remove(force=True, v=True)
+    raise AssertionError("unreachable")
+
+
+def _run(client: docker.DockerClient, lab: str, host: str, tag: str) -> Container:
     labels = {LAB_LABEL: lab, HOST_LABEL: host}
-    ports = {SSH: ("127.0.0.1", None)}
+    # Fixed host ports, not Docker's ephemeral ones: those change when the
+    # container restarts, and a lab host must survive a reboot like a Pi.
+    ports = {SSH: ("127.0.0.1", _free_port())}
     if host == COORDINATOR:
-        ports[SUPERLINK] = ("127.0.0.1", None)
+        ports[SUPERLINK] = ("127.0.0.1", _free_port())
     try:
         return client.containers.run(
             tag,
