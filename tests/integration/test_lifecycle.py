@@ -145,6 +145,8 @@ def test_upgrade_waits_for_the_running_training_then_rolls_in_batches(
     assert upgrade.returncode == 0, upgrade.stdout[-5000:]
     run = json.loads(out)
     assert run["status"] == "finished:completed", err[-3000:]  # the upgrade did not break it
+    # It did wait: the check for runs in progress had to retry while training ran.
+    assert "RETRYING" in upgrade.stdout.split("Wait until no training run is in progress")[1]
     finished = (
         datetime.fromisoformat(fledge_run_finished_at(fleet, run["run_id"]))
         .replace(tzinfo=UTC)
