@@ -88,6 +88,9 @@ def inventory_text(
         ),
         "ansible_python_interpreter": "/usr/bin/python3",
         "fledge_lab": lab,
+        # The lab shows everything: node exporter on every host, Prometheus on
+        # the coordinator (loopback there: `fledge lab` users reach it by SSH).
+        "fledge_monitoring": True,
     }
     superlink = HostSpec(
         coordinator.host,
@@ -96,9 +99,15 @@ def inventory_text(
         vars={
             "superlink_fleet_host": fleet_host,
             "superlink_control_address": join_host_port(LAB_HOST, control_port),
+            "monitoring_scrape_address": coordinator.host,
         },
     )
-    supernodes = [HostSpec(d.host, LAB_HOST, port=d.ssh_port) for d in devices]
+    # Prometheus on the coordinator reaches each host by its name on the lab
+    # network; the controller reaches them all as 127.0.0.1.
+    supernodes = [
+        HostSpec(d.host, LAB_HOST, port=d.ssh_port, vars={"monitoring_scrape_address": d.host})
+        for d in devices
+    ]
     header = (
         f"# Written by `fledge lab up` for the lab '{lab}' and rewritten on every\n"
         f"# `fledge lab up`: edits here are lost. `fledge lab down --name {lab}` removes it.\n"
