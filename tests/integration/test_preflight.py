@@ -1,0 +1,142 @@
+"""Preflight on lab hosts: it passes a good host and fails a bad one, per host, saying what to do.
+
+Bad hosts are made for real where a container allows it (a 32-bit userland
+is a dpkg that answers armhf, as on a Pi with a 64-bit kernel and 32-bit
+Raspberry Pi OS); limits a container cannot break (memory, disk, clock,
+Python) are raised above what the host has instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fledge import inventory, ssh
+
+pytestmark = pytest.mark.lab
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = """\
+- name: Preflight
+  hosts: all
+  gather_subset: [min, virtual]
+  roles:
+    - role: fledge.edge.preflight
+"""
+
+
+def fledge(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "fledge"), *map(str, args)], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
+    name = f"fledge-pre{os.getpid()}"
+    directory = tmp_path_factory.mktemp("pre") / "lab"
+    try:
+        up = fledge("lab", "up", "--nodes", 2, "--name", name, "--dir", directory)
+        assert up.returncode == 0, up.stderr[-3000:]
+        yield inventory.load(directory / "inventory.yml")
+    finally:
+        fledge("lab", "down", "--name", name, "--dir", directory)
+
+
+def preflight(fleet: inventory.Inventory, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    playbook = tmp_path / "preflight.yml"
+    playbook.write_text(PLAYBOOK)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"),
+    }
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(fleet.path), str(playbook), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return result.returncode, result.stdout
+
+
+def failed_hosts(output: str) -> set[str]:
+    recap = output[output.rindex("PLAY RECAP") :].splitlines()[1:]
+    return {line.split()[0] for line in recap if "failed=1" in line}
+
+
+def on(host: inventory.Host, command: str) -> None:
+    args = host.vars["ansible_ssh_common_args"].split()
+    known_hosts = next(a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile="))
+    with ssh.connect(
+        host.address, host.port, host.user, host.vars["ansible_ssh_private_key_file"], known_hosts
+    ) as client:
+        status, _, err = ssh.run(client, command, timeout=60)
+    assert status == 0, err
+
+
+def test_good_hosts_pass_and_get_their_platform(fleet: inventory.Inventory, tmp_path: Path) -> None:
+    code, out = preflight(fleet, tmp_path)
+    assert code == 0, out[-3000:]
+    assert not failed_hosts(out)
+
+
+def test_a_32_bit_userland_fails_that_host_only(fleet: inventory.Inventory, tmp_path: Path) -> None:
+    pi2 = fleet.supernodes[1]
+    fake = "/usr/local/bin/dpkg"
+    on(
+        pi2,
+        f"printf '#!/bin/sh\\necho armhf\\n' | sudo tee {fake} >/dev/null && sudo chmod 755 {fake}",
+    )
+    try:
+        code, out = preflight(fleet, tmp_path)
+    finally:
+        on(pi2, f"sudo rm -f {fake}")
+    assert code != 0
+    assert failed_hosts(out) == {"pi-2"}
+    assert "pi-2 has a armhf userland on a x86_64 kernel" in out
+    assert "install the 64-bit (arm64) Raspberry Pi OS" in out
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        (
+            {
+                "preflight_requirements": {
+                    k: {"disk_mb": 1, "memory_mb": 10**9}
+                    for k in ("superlink", "systemd", "container")
+                }
+            },
+            "of memory; a systemd host needs at least 1000000000 MB",
+        ),
+        (
+            {
+                "preflight_requirements": {
+                    k: {"disk_mb": 10**9, "memory_mb": 1}
+                    for k in ("superlink", "systemd", "container")
+                }
+            },
+            "MB free on /; a systemd host needs 1000000000 MB",
+        ),
+        ({"preflight_clock_max_ahead": -3600}, "The clock of pi-1 is off by about"),
+        ({"preflight_python_min_version": "3.99"}, "Flower 1.42 needs 3.99 or newer"),
+    ],
+    ids=["memory", "disk", "clock", "python"],
+)
+def test_limits_fail_every_host_with_a_message(
+    fleet: inventory.Inventory, tmp_path: Path, extra_vars: dict, message: str
+) -> None:
+    code, out = preflight(fleet, tmp_path, "-e", json.dumps(extra_vars))
+    assert code != 0
+    assert failed_hosts(out) == {"coordinator", "pi-1", "pi-2"}
+    assert message in out
