@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from helpers import BIN, REPO, build_and_install
+
 ROLES = sorted(p.name for p in (REPO / "collection" / "roles").iterdir() if p.is_dir())
 
 
@@ -35,40 +34,19 @@ def run(
     )
 
 
-def build_and_install(tmp: Path) -> Path:
-    """Build the collection artifact and install it into a fresh collections dir."""
-    built = run(
-        str(BIN / "ansible-galaxy"),
-        "collection",
-        "build",
-        "collection",
-        "--output-path",
-        str(tmp / "dist"),
-    )
-    assert built.returncode == 0, built.stderr
-    (artifact,) = (tmp / "dist").glob("fledge-edge-*.tar.gz")
-    installed = run(
-        str(BIN / "ansible-galaxy"),
-        "collection",
-        "install",
-        str(artifact),
-        "-p",
-        str(tmp / "collections"),
-    )
-    assert installed.returncode == 0, installed.stderr
-    return tmp / "collections"
-
-
 def test_ansible_lint_production_profile_is_clean() -> None:
     result = run(
         str(BIN / "ansible-lint"),
         "--nocolor",
         "collection",
         "playbooks",
+        "molecule",
         env={"ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections")},
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "Profile 'production' was required" not in result.stderr
+    assert "Profile 'production' was required, and it passed" in result.stderr
+    # A plugin whose documentation does not parse is reported, but not counted.
+    assert "[ERROR]" not in result.stderr, result.stderr[-3000:]
 
 
 def test_yamllint_is_clean() -> None:
@@ -93,7 +71,9 @@ def test_galaxy_artifact_builds_installs_and_documents_every_role(tmp_path: Path
         doc = run(str(BIN / "ansible-doc"), "-t", "role", f"fledge.edge.{role}", env=env)
         assert doc.returncode == 0, doc.stderr
         assert f"{role}_" in doc.stdout  # its options are documented
-    for module in ("wheelhouse", "server_certificate", "data_partitions"):
+    modules = sorted(p.stem for p in (REPO / "collection/plugins/modules").glob("[a-z]*.py"))
+    assert "container_image" in modules
+    for module in modules:
         doc = run(str(BIN / "ansible-doc"), f"fledge.edge.{module}", env=env)
         assert doc.returncode == 0 and "EXAMPLES" in doc.stdout, doc.stderr
 

@@ -10,86 +10,27 @@ the device back.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from fledge import inventory, ssh
+from fledge import inventory
+
+from helpers import BIN, ansible_playbook, fledge, lab, on, probe, provision, recap
 
 pytestmark = pytest.mark.lab
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 EXTRA_PACKAGE = "six==1.16.0"
-
-
-def fledge(*args: object, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "fledge"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def playbook(name: str, inventory_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory_path), f"playbooks/{name}.yml", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """ansible-playbook's PLAY RECAP as {host: {counter: n}}."""
-    hosts = {}
-    for line in output[output.rindex("PLAY RECAP") :].splitlines()[1:]:
-        if ":" in line and "ok=" in line:
-            host, _, counters = line.partition(":")
-            hosts[host.strip()] = {
-                k: int(v) for k, v in (item.split("=") for item in counters.split())
-            }
-    return hosts
-
-
-def login(host: inventory.Host):
-    args = host.vars["ansible_ssh_common_args"].split()
-    known_hosts = next(a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile="))
-    return ssh.connect(
-        host.address, host.port, host.user, host.vars["ansible_ssh_private_key_file"], known_hosts
-    )
-
-
-def on(host: inventory.Host, command: str) -> tuple[int, str]:
-    with login(host) as client:
-        status, out, _ = ssh.run(client, command, timeout=120)
-    return status, out.strip()
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
-    name = f"fledge-life{os.getpid()}"
-    directory = tmp_path_factory.mktemp("life") / "lab"
-    try:
-        up = fledge("lab", "up", "--nodes", 2, "--name", name, "--dir", directory)
-        assert up.returncode == 0, up.stderr[-3000:]
-        provisioned = fledge("provision", "-i", directory / "inventory.yml")
-        assert provisioned.returncode == 0, provisioned.stderr[-4000:]
-        yield inventory.load(directory / "inventory.yml")
-    finally:
-        fledge("lab", "down", "--name", name, "--dir", directory)
+    with lab(tmp_path_factory, "life", nodes=2) as fleet:
+        provision(fleet.path)
+        yield fleet
 
 
 def _wait_for_running_run(fleet: inventory.Inventory, timeout: float = 300) -> dict:
@@ -105,7 +46,7 @@ def _wait_for_running_run(fleet: inventory.Inventory, timeout: float = 300) -> d
 
 
 def _started_at(host: inventory.Host) -> float:
-    status, out = on(
+    status, out = probe(
         host, "systemctl show --timestamp=unix -P ActiveEnterTimestamp fledge-supernode"
     )
     assert status == 0 and out.startswith("@"), out
@@ -133,9 +74,9 @@ def test_upgrade_waits_for_the_running_training_then_rolls_in_batches(
     )
     try:
         _wait_for_running_run(fleet)
-        upgrade = playbook(
-            "upgrade",
+        upgrade = ansible_playbook(
             fleet.path,
+            "playbooks/upgrade.yml",
             "-e",
             json.dumps({"flower_extra_packages": [EXTRA_PACKAGE], "upgrade_batch": 1}),
         )
@@ -155,7 +96,7 @@ def test_upgrade_waits_for_the_running_training_then_rolls_in_batches(
     for device in fleet.supernodes:
         # Restarted for the new packages, and only after the run had finished.
         assert _started_at(device) > finished, device.name
-        status, _ = on(device, "/opt/fledge/venv/bin/python -c 'import six'")
+        status, _ = probe(device, "/opt/fledge/venv/bin/python -c 'import six'")
         assert status == 0, f"{EXTRA_PACKAGE} not installed on {device.name}"
     # One batch per device (serial: 1), then the version check across the fleet.
     assert upgrade.stdout.count("PLAY [Upgrade the devices, a batch at a time]") == 2
@@ -174,7 +115,7 @@ def test_reset_removes_a_device_cleanly_and_provisioning_brings_it_back(
     fleet: inventory.Inventory,
 ) -> None:
     pi2 = fleet.supernodes[1]
-    first = playbook("reset", fleet.path, "--limit", pi2.name)
+    first = ansible_playbook(fleet.path, "playbooks/reset.yml", "--limit", pi2.name)
     assert first.returncode == 0, first.stdout[-4000:]
     assert recap(first.stdout)[pi2.name]["changed"] > 0
     for command in (
@@ -184,12 +125,12 @@ def test_reset_removes_a_device_cleanly_and_provisioning_brings_it_back(
         "! getent passwd fledge",
         "! systemctl cat fledge-supernode.service",
     ):
-        assert on(pi2, command)[0] == 0, command
-    second = playbook("reset", fleet.path, "--limit", pi2.name)
+        assert probe(pi2, command)[0] == 0, command
+    second = ansible_playbook(fleet.path, "playbooks/reset.yml", "--limit", pi2.name)
     assert second.returncode == 0 and recap(second.stdout)[pi2.name]["changed"] == 0
     # The other device is untouched and still connected.
-    assert on(fleet.supernodes[0], "systemctl is-active fledge-supernode") == (0, "active")
+    assert on(fleet.supernodes[0], "systemctl is-active fledge-supernode") == "active"
 
     back = fledge("provision", "-i", fleet.path, "--limit", f"{fleet.superlink.name},{pi2.name}")
     assert back.returncode == 0, back.stderr[-4000:]
-    assert on(pi2, "systemctl is-active fledge-supernode") == (0, "active")
+    assert on(pi2, "systemctl is-active fledge-supernode") == "active"

@@ -1,22 +1,19 @@
 """Monitoring on a lab fleet: a real Prometheus on the coordinator scrapes real devices.
 
-A coordinator and two devices are provisioned (`fledge provision`), then the
-collection's monitoring playbook runs with Prometheus on the coordinator.
+A coordinator and two devices are provisioned (`fledge provision`), which
+deploys monitoring with Prometheus on the coordinator, as lab inventories ask.
 Prometheus, asked over its HTTP API on the coordinator, must report every
 device's node exporter up, its SuperNode running and Flower 1.42.0; a
 stopped SuperNode must show as 0 within a timer period and a scrape. The
-playbook changes nothing the second time, nor in check mode, and the
+collection's monitoring playbook then changes nothing, nor in check mode; the
 Grafana dashboard may only use metrics that this Prometheus has.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,10 +23,10 @@ import pytest
 
 from fledge import inventory, ssh
 
+from helpers import REPO, ansible_playbook, lab, login, provision, recap
+
 pytestmark = pytest.mark.lab
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 DEVICES = ("pi-1", "pi-2")
 HOSTS = ("coordinator", *DEVICES)
 # In the lab the coordinator reaches each host by its name on the Docker
@@ -41,49 +38,18 @@ HARDWARE_METRICS = {"node_thermal_zone_temp": "thermal_zone", "node_hwmon_temp_c
 METRIC_DELAY = 180
 
 
-def run(*args: object, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"),
-    }
-    return subprocess.run(
-        [str(a) for a in args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-
-
 def monitoring_playbook(inventory_path: Path, *extra: str) -> dict[str, int]:
     """Run fledge.edge.monitoring as an operator would; return changed tasks per host."""
-    result = run(
-        BIN / "ansible-playbook", "-i", inventory_path, "fledge.edge.monitoring", "-e", LAB_VARS,
-        *extra,
-    )  # fmt: skip
+    result = ansible_playbook(inventory_path, "fledge.edge.monitoring", "-e", LAB_VARS, *extra)
     assert result.returncode == 0, result.stdout[-6000:]
-    recap = result.stdout[result.stdout.rindex("PLAY RECAP") :]
-    changed = {
-        m["host"]: int(m["changed"])
-        for m in re.finditer(r"^(?P<host>\S+)\s+: ok=\d+\s+changed=(?P<changed>\d+)", recap, re.M)
-    }
-    assert set(changed) == set(HOSTS), recap
+    changed = {host: counters["changed"] for host, counters in recap(result.stdout).items()}
+    assert set(changed) == set(HOSTS), changed
     return changed
 
 
-def login(fleet: inventory.Inventory, name: str):
-    host = next(h for h in fleet.hosts if h.name == name)
-    args = shlex.split(host.vars["ansible_ssh_common_args"])
-    known_hosts = next(a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile="))
-    return ssh.connect(
-        host.address, host.port, host.user, host.vars["ansible_ssh_private_key_file"], known_hosts
-    )
-
-
 def sh(fleet: inventory.Inventory, name: str, command: str) -> tuple[int, str, str]:
-    with login(fleet, name) as client:
+    host = next(h for h in fleet.hosts if h.name == name)
+    with login(host) as client:
         return ssh.run(client, command, timeout=120)
 
 
@@ -130,20 +96,10 @@ def values(fleet: inventory.Inventory, query: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
     """A provisioned lab of a coordinator and 2 devices, monitored; removed afterwards."""
-    name = f"fledge-mon{os.getpid()}"
-    directory = tmp_path_factory.mktemp("monitoring") / "lab"
-    fledge = BIN / "fledge"
-    try:
-        up = run(fledge, "lab", "up", "--nodes", 2, "--name", name, "--dir", directory)
-        assert up.returncode == 0, up.stderr[-4000:]
-        inventory_path = directory / "inventory.yml"
-        provision = run(fledge, "provision", "-i", inventory_path)
-        assert provision.returncode == 0, provision.stderr[-4000:]
-        first = monitoring_playbook(inventory_path)
-        assert all(first[h] > 0 for h in HOSTS), first
-        yield inventory.load(inventory_path)
-    finally:
-        run(fledge, "lab", "down", "--name", name, "--dir", directory)
+    with lab(tmp_path_factory, "mon", nodes=2) as fleet:
+        # Lab inventories turn fledge_monitoring on: provisioning deploys it.
+        provision(fleet.path)
+        yield fleet
 
 
 def test_prometheus_scrapes_every_device(fleet: inventory.Inventory) -> None:
@@ -189,7 +145,7 @@ def test_prometheus_is_not_reachable_from_the_devices(fleet: inventory.Inventory
     assert sh(fleet, "coordinator", shlex.join(["python3", "-c", probe]))[0] == 0
 
 
-def test_second_run_changes_nothing(fleet: inventory.Inventory) -> None:
+def test_monitoring_playbook_after_provisioning_changes_nothing(fleet: inventory.Inventory) -> None:
     assert monitoring_playbook(fleet.path) == dict.fromkeys(HOSTS, 0)
 
 

@@ -9,20 +9,17 @@ Python) are raised above what the host has instead.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fledge import inventory, ssh
+from fledge import inventory
+
+from helpers import ansible_playbook, lab, on, recap
 
 pytestmark = pytest.mark.lab
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = """\
 - name: Preflight
   hosts: all
@@ -32,56 +29,21 @@ PLAYBOOK = """\
 """
 
 
-def fledge(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "fledge"), *map(str, args)], capture_output=True, text=True, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
-    name = f"fledge-pre{os.getpid()}"
-    directory = tmp_path_factory.mktemp("pre") / "lab"
-    try:
-        up = fledge("lab", "up", "--nodes", 2, "--name", name, "--dir", directory)
-        assert up.returncode == 0, up.stderr[-3000:]
-        yield inventory.load(directory / "inventory.yml")
-    finally:
-        fledge("lab", "down", "--name", name, "--dir", directory)
+    with lab(tmp_path_factory, "pre", nodes=2) as fleet:
+        yield fleet
 
 
 def preflight(fleet: inventory.Inventory, tmp_path: Path, *extra: str) -> tuple[int, str]:
     playbook = tmp_path / "preflight.yml"
     playbook.write_text(PLAYBOOK)
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"),
-    }
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(fleet.path), str(playbook), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = ansible_playbook(fleet.path, playbook, *extra, timeout=600)
     return result.returncode, result.stdout
 
 
 def failed_hosts(output: str) -> set[str]:
-    recap = output[output.rindex("PLAY RECAP") :].splitlines()[1:]
-    return {line.split()[0] for line in recap if "failed=1" in line}
-
-
-def on(host: inventory.Host, command: str) -> None:
-    args = host.vars["ansible_ssh_common_args"].split()
-    known_hosts = next(a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile="))
-    with ssh.connect(
-        host.address, host.port, host.user, host.vars["ansible_ssh_private_key_file"], known_hosts
-    ) as client:
-        status, _, err = ssh.run(client, command, timeout=60)
-    assert status == 0, err
+    return {host for host, counters in recap(output).items() if counters["failed"]}
 
 
 def test_good_hosts_pass_and_get_their_platform(fleet: inventory.Inventory, tmp_path: Path) -> None:

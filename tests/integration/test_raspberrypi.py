@@ -10,20 +10,17 @@ nothing on a second run. A host that is not a Pi is left alone.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fledge import inventory, ssh
+from fledge import inventory
+
+from helpers import ansible_playbook, lab, on
 
 pytestmark = pytest.mark.lab
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 FAKE = "/srv/fake-pi"
 MODEL = "Raspberry Pi 5 Model B Rev 1.0"
 CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait"
@@ -41,39 +38,10 @@ PLAYBOOK = f"""\
 """
 
 
-def fledge(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "fledge"), *map(str, args)], capture_output=True, text=True, check=False
-    )
-
-
 def run_role(fleet: inventory.Inventory, playbook: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"),
-    }
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(fleet.path), str(playbook), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = ansible_playbook(fleet.path, playbook, *args, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:]
     return result.stdout
-
-
-def on(host: inventory.Host, command: str) -> str:
-    args = host.vars["ansible_ssh_common_args"].split()
-    known_hosts = next(a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile="))
-    with ssh.connect(
-        host.address, host.port, host.user, host.vars["ansible_ssh_private_key_file"], known_hosts
-    ) as client:
-        status, out, err = ssh.run(client, command, timeout=60)
-    assert status == 0, err
-    return out.strip()
 
 
 def boot_marker(host: inventory.Host) -> str:
@@ -83,14 +51,8 @@ def boot_marker(host: inventory.Host) -> str:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
-    name = f"fledge-rpi{os.getpid()}"
-    directory = tmp_path_factory.mktemp("rpi") / "lab"
-    try:
-        up = fledge("lab", "up", "--nodes", 1, "--name", name, "--dir", directory)
-        assert up.returncode == 0, up.stderr[-3000:]
-        yield inventory.load(directory / "inventory.yml")
-    finally:
-        fledge("lab", "down", "--name", name, "--dir", directory)
+    with lab(tmp_path_factory, "rpi", nodes=1) as fleet:
+        yield fleet
 
 
 @pytest.fixture

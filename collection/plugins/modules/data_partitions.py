@@ -29,13 +29,8 @@ options:
     description: Seed of the split.
     type: int
     default: 0
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - fledge.edge.controller
 """
 
 EXAMPLES = r"""

@@ -47,13 +47,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - fledge.edge.controller
 """
 
 EXAMPLES = r"""

@@ -1,0 +1,89 @@
+"""The collection's Molecule scenarios, each on a lab of its own.
+
+Every scenario (molecule/<name>/) starts a lab, prepares what its role
+needs, runs the role in check mode on the prepared hosts, converges it,
+converges again with nothing changed, verifies the hosts' real state and
+removes the lab (see docs/testing.md).
+
+`pytest -m molecule` runs the scenarios that fit CI's time budget (the
+others are not collected: they are not failures hidden as skips, they run
+in the longer command); `FLEDGE_MOLECULE=all` runs every scenario, and
+`FLEDGE_MOLECULE=base,flower` the ones named.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import BIN, REPO
+
+SCENARIOS = sorted(path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml"))
+# Measured durations are in docs/testing.md; the others run with FLEDGE_MOLECULE=all.
+CI_SCENARIOS = ("base", "docker", "flower", "superlink", "supernode", "fleet")
+# Emulated arm64 runs everything several times slower.
+TIMEOUTS = {"arm64": 7200}
+DEFAULT_TIMEOUT = 2400
+
+
+def _selected(wanted: str) -> set[str]:
+    if wanted == "ci":
+        return set(CI_SCENARIOS)
+    if wanted == "all":
+        return set(SCENARIOS)
+    names = {name.strip() for name in wanted.split(",") if name.strip()}
+    unknown = names - set(SCENARIOS)
+    if unknown:
+        raise pytest.UsageError(
+            f"FLEDGE_MOLECULE names unknown scenarios {sorted(unknown)}; "
+            f"use ci, all, or some of {SCENARIOS}"
+        )
+    return names
+
+
+WANTED = os.environ.get("FLEDGE_MOLECULE", "ci").strip()
+SELECTED = _selected(WANTED)
+
+
+def test_ci_scenarios_exist() -> None:
+    assert set(CI_SCENARIOS) <= set(SCENARIOS)
+
+
+@pytest.mark.lab
+@pytest.mark.molecule
+@pytest.mark.parametrize("scenario", sorted(SELECTED))
+def test_scenario(scenario: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        # molecule calls ansible-playbook and ansible-config by name.
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        # A private working directory: runs from other checkouts or
+        # sessions never share a scenario's state or lab.
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "molecule"),
+        "NO_COLOR": "1",
+    }
+    command = [
+        str(BIN / "molecule"),
+        "--base-config",
+        "molecule/config.yml",
+        "test",
+        "--scenario-name",
+        scenario,
+    ]
+    started = time.monotonic()
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUTS.get(scenario, DEFAULT_TIMEOUT),
+        check=False,
+    )
+    print(f"molecule test -s {scenario}: {time.monotonic() - started:.0f} s")  # pytest -s shows it
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
