@@ -66,6 +66,15 @@ def test_the_inventory_reads_back_as_the_lab(tmp_path: Path) -> None:
     assert (tmp_path / "known_hosts").read_text() == files.known_hosts_text([COORDINATOR, *DEVICES])
 
 
+def test_only_emulated_devices_run_docker_without_iptables(tmp_path: Path) -> None:
+    emulated = Endpoint("pi-2", 32771, [ED25519], emulated=True)
+    path = files.write("t", tmp_path, COORDINATOR, [DEVICES[0], emulated], 32768, "coordinator")
+    hosts = {h.name: h.vars for h in inventory.load(path).hosts}
+    assert hosts["pi-2"]["docker_daemon_options"] == {"iptables": False}
+    assert "docker_daemon_options" not in hosts["pi-1"]
+    assert "docker_daemon_options" not in hosts["coordinator"]
+
+
 def test_a_path_with_spaces_stays_one_ssh_argument(tmp_path: Path) -> None:
     directory = tmp_path / "my labs"
     text = files.inventory_text("lab", directory, COORDINATOR, DEVICES, 1, "coordinator")

@@ -29,6 +29,8 @@ class Endpoint:
     host: str
     ssh_port: int
     host_keys: Sequence[str]
+    # Runs under QEMU (an arm64 device on an x86 machine).
+    emulated: bool = False
 
 
 def login_key(directory: Path, comment: str) -> str:
@@ -105,14 +107,23 @@ def inventory_text(
     # Prometheus on the coordinator reaches each host by its name on the lab
     # network; the controller reaches them all as 127.0.0.1.
     supernodes = [
-        HostSpec(d.host, LAB_HOST, port=d.ssh_port, vars={"monitoring_scrape_address": d.host})
-        for d in devices
+        HostSpec(d.host, LAB_HOST, port=d.ssh_port, vars=_device_vars(d)) for d in devices
     ]
     header = (
         f"# Written by `fledge lab up` for the lab '{lab}' and rewritten on every\n"
         f"# `fledge lab up`: edits here are lost. `fledge lab down --name {lab}` removes it.\n"
     )
     return inventory.render(superlink, supernodes, all_vars, header)
+
+
+def _device_vars(device: Endpoint) -> dict:
+    host_vars: dict = {"monitoring_scrape_address": device.host}
+    if device.emulated:
+        # QEMU's user mode cannot program the kernel's packet filter, and a
+        # Docker engine that cannot set up its iptables rules does not start.
+        # fledge's SuperNode container uses the host's network: no NAT needed.
+        host_vars["docker_daemon_options"] = {"iptables": False}
+    return host_vars
 
 
 def write(

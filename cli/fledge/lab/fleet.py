@@ -157,7 +157,8 @@ def up(
     running = {host: existing[host] for host in wanted}
     node.wait_booted(running, EMULATED_BOOT_TIMEOUT if arch != native else BOOT_TIMEOUT)
 
-    inventory_path = _grant_access(lab, directory, running)
+    emulated = {host for host, a in wanted.items() if a != native}
+    inventory_path = _grant_access(lab, directory, running, emulated)
     return [LabHost.of(c) for c in running.values()], inventory_path
 
 
@@ -302,7 +303,9 @@ def _run(client: docker.DockerClient, lab: str, host: str, tag: str) -> Containe
         raise
 
 
-def _grant_access(lab: str, directory: Path, running: dict[str, Container]) -> Path:
+def _grant_access(
+    lab: str, directory: Path, running: dict[str, Container], emulated: set[str]
+) -> Path:
     """Install the login key, record host keys, write the inventory, prove SSH works."""
     public_key = files.login_key(directory, comment=f"fledge-lab-{lab}")
     endpoints = []
@@ -311,7 +314,12 @@ def _grant_access(lab: str, directory: Path, running: dict[str, Container]) -> P
         node.install_login_key(container, host, public_key)
         container.reload()
         endpoints.append(
-            files.Endpoint(host, _published(container, SSH), node.host_keys(container, host))
+            files.Endpoint(
+                host,
+                _published(container, SSH),
+                node.host_keys(container, host),
+                emulated=host in emulated,
+            )
         )
     coordinator, *devices = endpoints
     control_port = _published(running[COORDINATOR], SUPERLINK)
