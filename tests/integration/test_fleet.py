@@ -1,11 +1,11 @@
 """The whole path, for real: a lab fleet provisioned over SSH and trained on over TLS.
 
 A coordinator and two devices (containers booting systemd, reached over
-real SSH with host keys checked) are provisioned by the real collection,
-provisioned again (nothing may change, with the CLI and without it, nor in
-a dry run of the collection's Galaxy artifact), and then a real Flower run
-on them must complete with an accuracy far above chance. Finally the CA's
-private key must be on no host of the fleet.
+real SSH with host keys checked) get a dry run, are provisioned by the real
+collection, provisioned again (nothing may change, with the CLI and without
+it, nor in a dry run of the collection's Galaxy artifact), and then a real
+Flower run on them must complete with an accuracy far above chance.
+Finally the CA's private key must be on no host of the fleet.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ MIN_ACCURACY = 0.85
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
     """A lab of a coordinator and 2 devices, provisioned once; removed afterwards."""
     with lab(tmp_path_factory, "e2e", nodes=2) as fleet:
+        # A dry run on fresh hosts says what it would do, fails nothing, writes nothing.
+        dry = provision(fleet.path, "--check")
+        assert dry["check"] and dry["succeeded"] and dry["changed"] > 0, dry
+        assert not (fleet.state_dir / "pki").exists()
         first = provision(fleet.path)
         assert first["succeeded"] and first["changed"] > 0
         yield fleet

@@ -24,7 +24,7 @@ from helpers import BIN, REPO
 
 SCENARIOS = sorted(path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml"))
 # Measured durations are in docs/testing.md; the others run with FLEDGE_MOLECULE=all.
-CI_SCENARIOS = ("base", "docker", "flower", "superlink", "supernode", "fleet")
+CI_SCENARIOS = ("base", "docker", "flower", "superlink", "supernode")
 # Emulated arm64 runs everything several times slower.
 TIMEOUTS = {"arm64": 7200}
 DEFAULT_TIMEOUT = 2400

@@ -195,6 +195,21 @@ def test_provision_success(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Provisioning summary" in result.stderr
 
 
+def test_a_dry_run_says_what_a_real_run_would_change(
+    pis: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list = []
+    recap = {h: HostRecap(ok=10, changed=2) for h in ("coordinator", "pi-1", "pi-2")}
+    monkeypatch.setattr(
+        provision_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls)
+    )
+    result = fledge("provision", "-i", pis, "--check")
+    assert result.exit_code == 0, result.output
+    assert calls[0][3]["check"] is True
+    assert "a real run would make 6 changes" in result.stderr
+    assert "Next:" not in result.stderr
+
+
 def test_provision_fails_when_a_host_fails(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recap = {
         "coordinator": HostRecap(ok=5),

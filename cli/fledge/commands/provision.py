@@ -74,6 +74,9 @@ def provision(
     if not result.succeeded:
         err.print(f"Provisioning failed; the full log is in {result.artifacts}/stdout")
         raise typer.Exit(1)
+    if check:
+        err.print(f"[green]Dry run done[/]: a real run would make {result.changed} changes.")
+        return
     err.print(
         f"[green]Done[/]: {result.changed} changes. Next: fledge round start -i {inventory_path}"
     )
