@@ -1,6 +1,6 @@
 """The SuperNode image's recipe digest and the architecture fix of its saved archive.
 
-Pure logic from collection/plugins/module_utils/container_image.py: the
+Pure logic from collection/plugins/plugin_utils/container_image.py: the
 digest decides when the controller rebuilds the image, and the relabelled
 archive must still be one that ``docker load`` accepts (config named by its
 digest, manifests pointing at it, layers untouched).
@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "playbooks" / "collections"))
 
-from ansible_collections.fledge.edge.plugins.module_utils import (  # noqa: E402
+from ansible_collections.fledge.edge.plugins.plugin_utils import (  # noqa: E402
     container_image as ci,
 )
 

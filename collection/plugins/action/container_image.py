@@ -7,7 +7,7 @@ from a base image the operator names and the same wheelhouse archive that
 fledge.edge.wheelhouse made for the device's platform (so the build, like
 the devices, never reaches the package index), then saved with
 ``docker save`` into one archive per recipe. The archive's name is a digest
-of the recipe (see module_utils/container_image.py): an archive that exists
+of the recipe (see plugin_utils/container_image.py): an archive that exists
 is never rebuilt, and a controller that has it needs no Docker engine.
 
 Every host runs the task for itself (it may name its own base image); a lock
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
-from ansible_collections.fledge.edge.plugins.module_utils.container_image import (
+from ansible_collections.fledge.edge.plugins.plugin_utils.container_image import (
     DEFAULT_UID,
     PLATFORMS,
     WHEELHOUSE,
