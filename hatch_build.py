@@ -17,6 +17,7 @@ COLLECTION_FILES = (
     "galaxy.yml",
     "README.md",
     "CHANGELOG.md",
+    "requirements.txt",
     "meta",
     "playbooks",
     "plugins",

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,17 +32,20 @@ class Format(StrEnum):
     json = "json"
 
 
-FORMAT_OPTION = typer.Option(
-    Format.text, "--format", help="text for people, json for programs (on stdout)."
-)
-INVENTORY_OPTION = typer.Option(
-    ...,
-    "--inventory",
-    "-i",
-    envvar=INVENTORY_ENV,
-    help="The fleet's inventory file.",
-    show_envvar=True,
-)
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", help="text for people, json for programs (on stdout)."),
+]
+InventoryOption = Annotated[
+    Path,
+    typer.Option(
+        "--inventory",
+        "-i",
+        envvar=INVENTORY_ENV,
+        show_envvar=True,
+        help="The fleet's inventory file.",
+    ),
+]
 
 
 def print_json(document: Any) -> None:

@@ -1,40 +1,14 @@
-"""File writes that never leave a half-written file behind."""
+"""File writes that never leave a half-written file behind (see the collection's files module).
 
-from __future__ import annotations
+The collection's controller-side code writes the fleet's keys and
+certificates with the same functions the CLI uses.
+"""
 
-import os
-import tempfile
-from pathlib import Path
+from ansible_collections.fledge.edge.plugins.plugin_utils.files import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    atomic_write,
+    private_dir,
+)
 
-PRIVATE_FILE = 0o600
-PRIVATE_DIR = 0o700
-
-
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file.
-
-    The temporary file is created with ``mode`` from the start, so a private
-    key is never readable by others, not even for an instant.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it readable by its owner only."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(PRIVATE_DIR)
-    return path
+__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "atomic_write", "private_dir"]

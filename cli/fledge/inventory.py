@@ -27,10 +27,10 @@ from typing import Any
 
 import yaml
 
+from ansible_collections.fledge.edge.plugins.plugin_utils.pki import superlink_sans
 from fledge.addresses import is_ip, is_valid_address, join_host_port, split_host_port
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
-from fledge.pki import superlink_sans
 
 SUPERLINK = "superlink"
 SUPERNODES = "supernodes"
@@ -44,7 +44,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
-class _Mapping(dict):
+class _Mapping(dict[Any, Any]):
     """A dict that remembers the line of each key (1-based)."""
 
     lines: dict[str, int]
@@ -143,7 +143,7 @@ class Inventory:
             name=self.superlink.name,
             address=self.superlink.address,
             fleet_host=self.fleet_host,
-            control_address=self.control_address,
+            control_host=split_host_port(self.control_address)[0],
             listen_address=v.get("superlink_listen_address"),
             extra=v.get("superlink_tls_extra_sans") or [],
         )
@@ -166,21 +166,21 @@ class _Reader:
     ) -> FledgeError:
         return FledgeError(message, path=self.path, line=line, host=host, field=field, fix=fix)
 
-    def mapping(self, value: Any, what: str, line: int | None) -> Mapping[str, Any]:
+    def mapping(self, value: Any, what: str, line: int | None) -> _Mapping:
         if value is None:
             return _empty()
-        if not isinstance(value, dict):
+        if not isinstance(value, _Mapping):
             raise self.fail(f"{what} must be a mapping, not {type(value).__name__}", line=line)
         return value
 
     def read(self, doc: Any) -> Inventory:
-        if not isinstance(doc, dict):
+        if not isinstance(doc, _Mapping):
             raise self.fail(
                 "an inventory must be a YAML mapping with an 'all' group",
                 fix="see inventories/example.yml for the format",
             )
-        groups: dict[str, Mapping[str, Any]] = {}
-        all_vars: Mapping[str, Any] = _empty()
+        groups: dict[str, _Mapping] = {}
+        all_vars: _Mapping = _empty()
         for key, value in doc.items():
             line = doc.lines.get(key)
             if key == "all":

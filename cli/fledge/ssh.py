@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 import paramiko
 
@@ -24,7 +25,7 @@ class _Reject(paramiko.RejectPolicy):
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
+    ) -> NoReturn:
         raise _UnknownHostKey(f"no {key.get_name()} key for {hostname} in known_hosts")
 
 

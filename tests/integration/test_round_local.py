@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.fledge.edge.plugins.plugin_utils.partitions import write_partitions
+from ansible_collections.fledge.edge.plugins.plugin_utils.pki import ensure_server_cert
 from fledge import inventory
-from fledge.data import write_partitions
 from fledge.flower import Flower
-from fledge.pki import ensure_server_cert
 
 VENV_BIN = Path(sys.executable).parent
 DEVICES = ("pi-1", "pi-2")

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 import fledge
-from fledge import data, inventory
+from ansible_collections.fledge.edge.plugins.plugin_utils import partitions as data
+from fledge import inventory
 from fledge.collection import collection_dir
 
 REPO = Path(__file__).resolve().parents[2]

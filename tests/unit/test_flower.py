@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fledge import flower, fsutil, inventory
+from ansible_collections.fledge.edge.plugins.plugin_utils import files
+from fledge import flower, inventory
 from fledge.errors import FledgeError
 from fledge.flower import Flower, FlwrResult, RoundMetrics, parse_round_metrics
 
@@ -184,7 +185,7 @@ def test_config_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.Monke
     def crash(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(fsutil.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)
     (tmp_path / "fleet.yml").write_text(
         (tmp_path / "fleet.yml").read_text().replace("18000", "19000")
     )

@@ -1,4 +1,8 @@
-"""The wheel is all a controller needs: it carries the collection and the default app."""
+"""The wheel is all a controller needs: it carries the collection and the default app.
+
+Built without build isolation, with the hatchling of the test environment:
+the unit tests need nothing from the package index.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ def test_wheel_ships_the_collection_and_the_app(tmp_path: Path) -> None:
             "pip",
             "wheel",
             "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
             "--quiet",
             "-w",
             str(tmp_path),
@@ -47,6 +53,7 @@ def test_wheel_ships_the_collection_and_the_app(tmp_path: Path) -> None:
         "galaxy.yml",
         "README.md",
         "CHANGELOG.md",
+        "requirements.txt",
         "meta",
         "playbooks",
         "plugins",

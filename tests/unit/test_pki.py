@@ -12,14 +12,14 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from fledge import pki
+from ansible_collections.fledge.edge.plugins.plugin_utils import pki
 from fledge.errors import FledgeError
 
 SANS = pki.superlink_sans(
     name="coordinator",
     address="192.168.1.10",
     fleet_host="coordinator.lan",
-    control_address="127.0.0.1:18000",
+    control_host="127.0.0.1",
     listen_address="0.0.0.0",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from cryptography import x509
@@ -10,11 +11,12 @@ from cryptography.hazmat.primitives import hashes
 from rich.markup import escape
 from rich.table import Table
 
-from fledge import inventory, pki
+from ansible_collections.fledge.edge.plugins.plugin_utils import pki
+from fledge import inventory
 from fledge.console import (
-    FORMAT_OPTION,
-    INVENTORY_OPTION,
     Format,
+    FormatOption,
+    InventoryOption,
     display_path,
     err,
     handle_errors,
@@ -27,9 +29,9 @@ app = typer.Typer(
 )
 
 
-def _describe(path: Path, ca: pki.CertificateAuthority | None = None) -> dict:
+def _describe(path: Path, ca: pki.CertificateAuthority | None = None) -> dict[str, Any]:
     cert = x509.load_pem_x509_certificate(path.read_bytes())
-    info = {
+    info: dict[str, Any] = {
         "path": str(path),
         "subject": cert.subject.rfc4514_string(),
         "not_after": cert.not_valid_after_utc.isoformat(),
@@ -62,11 +64,14 @@ def _print(ca_info: dict, server_info: dict | None, output: Format) -> None:
 @app.command()
 @handle_errors
 def init(
-    inventory_path: Path = INVENTORY_OPTION,
-    force: bool = typer.Option(
-        False, "--force", help="Replace an existing CA. Every host must then be provisioned again."
-    ),
-    output: Format = FORMAT_OPTION,
+    inventory_path: InventoryOption,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing CA. Every host must then be provisioned again."
+        ),
+    ] = False,
+    output: FormatOption = Format.text,
 ) -> None:
     """Create the fleet's CA and the SuperLink's certificate (names from the inventory).
 
@@ -94,7 +99,7 @@ def init(
 
 @app.command()
 @handle_errors
-def show(inventory_path: Path = INVENTORY_OPTION, output: Format = FORMAT_OPTION) -> None:
+def show(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """Show the CA and the SuperLink's certificate, and whether it needs reissuing."""
     fleet = inventory.load(inventory_path)
     pki_dir = fleet.state_dir / "pki"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import replace
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -13,9 +14,9 @@ from rich.table import Table
 from fledge import inventory
 from fledge.addresses import is_valid_address, split_host_port
 from fledge.console import (
-    FORMAT_OPTION,
-    INVENTORY_OPTION,
     Format,
+    FormatOption,
+    InventoryOption,
     display_path,
     err,
     handle_errors,
@@ -107,20 +108,29 @@ def read_hosts_file(path: Path) -> tuple[list[inventory.HostSpec], list[inventor
 @app.command()
 @handle_errors
 def generate(
-    superlink: str = typer.Option(None, "--superlink", "-s", help=f"The coordinator: {SPEC_HELP}."),
-    devices: list[str] = typer.Option(
-        [], "--device", "-d", help=f"A device (repeat): {SPEC_HELP}."
-    ),
-    hosts_file: Path = typer.Option(
-        None, "--hosts-file", help="A CSV file with the columns role,name,address,user,port."
-    ),
-    user: str = typer.Option(
-        None, "--user", "-u", help="SSH user for hosts that name none (e.g. pi)."
-    ),
-    output: Path = typer.Option(
-        Path("inventory.yml"), "--output", "-o", help="The inventory file to write."
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing inventory."),
+    superlink: Annotated[
+        str | None, typer.Option("--superlink", "-s", help=f"The coordinator: {SPEC_HELP}.")
+    ] = None,
+    devices: Annotated[
+        list[str] | None,
+        typer.Option("--device", "-d", help=f"A device (repeat): {SPEC_HELP}."),
+    ] = None,
+    hosts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hosts-file", help="A CSV file with the columns role,name,address,user,port."
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", help="SSH user for hosts that name none (e.g. pi)."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The inventory file to write.")
+    ] = Path("inventory.yml"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing inventory.")
+    ] = False,
 ) -> None:
     """Write an inventory for a coordinator and devices.
 
@@ -128,7 +138,7 @@ def generate(
     that `fledge provision` and `ansible-playbook` both read.
     """
     superlinks = [parse_spec(superlink, "--superlink")] if superlink else []
-    nodes = [parse_spec(d, "--device") for d in devices]
+    nodes = [parse_spec(d, "--device") for d in devices or []]
     if hosts_file:
         more_superlinks, more_nodes = read_hosts_file(hosts_file)
         superlinks += more_superlinks
@@ -167,7 +177,7 @@ def generate(
 
 @app.command()
 @handle_errors
-def check(inventory_path: Path = INVENTORY_OPTION, output: Format = FORMAT_OPTION) -> None:
+def check(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """Validate an inventory and list its hosts."""
     fleet = inventory.load(inventory_path)
     rows = [

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from fledge import collection, inventory
-from fledge.console import FORMAT_OPTION, INVENTORY_OPTION, Format, err, handle_errors, print_json
+from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors, print_json
 from fledge.fsutil import private_dir
 from fledge.progress import PlaybookProgress, recap_table
 from fledge.runner import run_playbook
@@ -16,20 +16,27 @@ from fledge.runner import run_playbook
 
 @handle_errors
 def provision(
-    inventory_path: Path = INVENTORY_OPTION,
-    check: bool = typer.Option(
-        False, "--check", help="Dry run: show what would change, change nothing."
-    ),
-    limit: str = typer.Option(
-        None, "--limit", "-l", help="Only these hosts (an Ansible host pattern)."
-    ),
-    tags: list[str] = typer.Option(
-        [], "--tags", "-t", help="Only tasks with these tags, e.g. supernode_configure."
-    ),
-    verbose: int = typer.Option(
-        0, "--verbose", "-v", count=True, help="More Ansible output in the artifacts (-vvv)."
-    ),
-    output: Format = FORMAT_OPTION,
+    inventory_path: InventoryOption,
+    check: Annotated[
+        bool, typer.Option("--check", help="Dry run: show what would change, change nothing.")
+    ] = False,
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", "-l", help="Only these hosts (an Ansible host pattern)."),
+    ] = None,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tags", "-t", help="Only tasks with these tags, e.g. supernode_configure (repeat)."
+        ),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="More Ansible output in the artifacts (-vvv)."
+        ),
+    ] = 0,
+    output: FormatOption = Format.text,
 ) -> None:
     """Install and configure Flower on every host of the fleet, with TLS.
 
@@ -49,7 +56,7 @@ def provision(
             fleet.state_dir,
             check=check,
             limit=limit,
-            tags=tags,
+            tags=tags or [],
             verbosity=verbose,
             on_event=progress.handle,
         )

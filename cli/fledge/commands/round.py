@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,9 +19,9 @@ from rich.table import Table
 
 from fledge import inventory
 from fledge.console import (
-    FORMAT_OPTION,
-    INVENTORY_OPTION,
     Format,
+    FormatOption,
+    InventoryOption,
     display_path,
     err,
     handle_errors,
@@ -84,29 +84,35 @@ def _connect(inventory_path: Path) -> tuple[inventory.Inventory, Flower]:
 @app.command()
 @handle_errors
 def start(
-    inventory_path: Path = INVENTORY_OPTION,
-    app_dir: Path | None = typer.Option(
-        None,
-        "--app",
-        exists=True,
-        file_okay=False,
-        resolve_path=True,
-        help="The Flower app to run (a directory with a pyproject.toml). "
-        "Default: fledge's digits app.",
-    ),
-    rounds: int | None = typer.Option(
-        None, "--rounds", min=1, help="Federated rounds (the app's num-server-rounds)."
-    ),
-    min_nodes: int | None = typer.Option(
-        None,
-        "--min-nodes",
-        min=1,
-        help="Devices that must be online and take part. Default: every device in the inventory.",
-    ),
-    timeout: float = typer.Option(
-        DEFAULT_TIMEOUT, "--timeout", min=1, help="Stop the run after this many seconds."
-    ),
-    output: Format = FORMAT_OPTION,
+    inventory_path: InventoryOption,
+    app_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--app",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+            help="The Flower app to run (a directory with a pyproject.toml). "
+            "Default: fledge's digits app.",
+        ),
+    ] = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option("--rounds", min=1, help="Federated rounds (the app's num-server-rounds)."),
+    ] = None,
+    min_nodes: Annotated[
+        int | None,
+        typer.Option(
+            "--min-nodes",
+            min=1,
+            help="Devices that must be online and take part. "
+            "Default: every device in the inventory.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Stop the run after this many seconds.")
+    ] = DEFAULT_TIMEOUT,
+    output: FormatOption = Format.text,
 ) -> None:
     """Start a training run on the fleet and follow it round by round until it ends."""
     fleet, flower = _connect(inventory_path)
@@ -358,7 +364,7 @@ def _bytes(count: int) -> str:
 
 @app.command("list")
 @handle_errors
-def list_runs(inventory_path: Path = INVENTORY_OPTION, output: Format = FORMAT_OPTION) -> None:
+def list_runs(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """List the runs on the fleet's SuperLink."""
     _, flower = _connect(inventory_path)
     runs = flower.list_runs()
@@ -386,8 +392,8 @@ def list_runs(inventory_path: Path = INVENTORY_OPTION, output: Format = FORMAT_O
 @app.command()
 @handle_errors
 def stop(
-    run_id: int = typer.Argument(..., help="The run to stop (see `fledge round list`)."),
-    inventory_path: Path = INVENTORY_OPTION,
+    run_id: Annotated[int, typer.Argument(help="The run to stop (see `fledge round list`).")],
+    inventory_path: InventoryOption,
 ) -> None:
     """Stop a run on the fleet's SuperLink."""
     _, flower = _connect(inventory_path)
@@ -397,7 +403,7 @@ def stop(
 
 @app.command()
 @handle_errors
-def nodes(inventory_path: Path = INVENTORY_OPTION, output: Format = FORMAT_OPTION) -> None:
+def nodes(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """List the SuperNodes connected to the fleet's SuperLink."""
     fleet, flower = _connect(inventory_path)
     known = flower.list_nodes()

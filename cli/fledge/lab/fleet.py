@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import docker
 from docker.models.containers import Container
@@ -65,7 +67,7 @@ class LabHost:
     def of(cls, container: Container) -> LabHost:
         return cls(
             host=container.labels[HOST_LABEL],
-            container=container.name,
+            container=str(container.name),
             state=container.status,
             arch=container.labels.get(image.ARCH_LABEL),
             image=container.attrs["Config"]["Image"],
@@ -120,9 +122,15 @@ def up(
     arch: str | None = None,
     mirror: str = image.DEFAULT_MIRROR,
     base_image: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> tuple[list[LabHost], Path]:
-    """Create or repair the lab; return its hosts and the inventory's path."""
+    """Create or repair the lab; return its hosts and the inventory's path.
+
+    ``labels`` go on everything the lab creates, besides fledge's own (a test
+    suite marks its labs so that it can find and remove them later).
+    """
     check_name(lab)
+    labels = check_labels(labels or {})
     if nodes < 1:
         raise FledgeError(
             "a lab needs at least one device", field="--nodes", fix="pass --nodes 1 or more"
@@ -137,7 +145,7 @@ def up(
         )
     if arch != native:
         image.require_emulation(arch)
-    directory = private_dir(_ensure_network(client, lab, directory))
+    directory = private_dir(_ensure_network(client, lab, directory, labels))
     wanted = {COORDINATOR: native, **{name: arch for name in device_names(nodes)}}
     existing = containers(client, lab)
     _check_reused(existing, wanted, base_image)
@@ -152,7 +160,7 @@ def up(
         a: image.ensure_image(client, a, mirror, base_image) for a in {wanted[h] for h in missing}
     }
     for host in missing:
-        existing[host] = _create(client, lab, host, images[wanted[host]])
+        existing[host] = _create(client, lab, host, images[wanted[host]], labels)
         err.print(f"started {lab}-{host}")
     running = {host: existing[host] for host in wanted}
     node.wait_booted(running, EMULATED_BOOT_TIMEOUT if arch != native else BOOT_TIMEOUT)
@@ -180,6 +188,26 @@ def down(client: docker.DockerClient, lab: str, directory: Path | None = None) -
     return removed
 
 
+def labelled(client: docker.DockerClient, label: str) -> list[str]:
+    """The labs that carry ``label`` (``KEY`` or ``KEY=VALUE``): their containers or network do."""
+    filters: dict[str, Any] = {"label": [LAB_LABEL, label]}  # Docker requires every one
+    names = {c.labels[LAB_LABEL] for c in client.containers.list(all=True, filters=filters)}
+    names |= {n.attrs["Labels"][LAB_LABEL] for n in client.networks.list(filters=filters)}
+    return sorted(names)
+
+
+def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Labels a user may add: not fledge's own, which say what a lab is."""
+    reserved = [key for key in labels if key.startswith("io.fledge.lab") or key == HOST_LABEL]
+    if reserved:
+        raise FledgeError(
+            f"the label {reserved[0]} is fledge's own",
+            field="--label",
+            fix="choose another key (io.fledge.lab* and io.fledge.host are reserved)",
+        )
+    return dict(labels)
+
+
 def _order(host: str) -> tuple[int, int]:
     device = _DEVICE.match(host)
     return (1, int(device.group(1))) if device else (0, 0)
@@ -190,17 +218,30 @@ def _published(container: Container, port: str) -> int | None:
     return int(bindings[0]["HostPort"]) if bindings else None
 
 
+def _required_port(container: Container, port: str, host: str) -> int:
+    published = _published(container, port)
+    if published is None:
+        raise FledgeError(
+            f"the container {container.name} publishes no host port for {port}",
+            host=host,
+            fix="`fledge lab down` then `fledge lab up` recreates it with its ports",
+        )
+    return published
+
+
 def _recorded_dir(net: Network) -> Path:
     return Path(net.attrs["Labels"][DIR_LABEL])
 
 
-def _ensure_network(client: docker.DockerClient, lab: str, directory: Path | None) -> Path:
+def _ensure_network(
+    client: docker.DockerClient, lab: str, directory: Path | None, labels: Mapping[str, str]
+) -> Path:
     """Create the lab's bridge (recording its directory) or check that it matches."""
     net = network(client, lab)
     if net is None:
         directory = (directory or DEFAULT_DIR).resolve()
         client.networks.create(
-            lab, driver="bridge", labels={LAB_LABEL: lab, DIR_LABEL: str(directory)}
+            lab, driver="bridge", labels={**labels, LAB_LABEL: lab, DIR_LABEL: str(directory)}
         )
         return directory
     recorded = _recorded_dir(net)
@@ -249,11 +290,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _create(client: docker.DockerClient, lab: str, host: str, tag: str) -> Container:
+def _create(
+    client: docker.DockerClient, lab: str, host: str, tag: str, labels: Mapping[str, str]
+) -> Container:
     """Start one lab host, retrying when another process took its chosen ports first."""
     for attempt in range(PORT_ATTEMPTS):
         try:
-            return _run(client, lab, host, tag)
+            return _run(client, lab, host, tag, labels)
         except docker.errors.APIError as exc:
             if "port is already allocated" not in str(exc) or attempt == PORT_ATTEMPTS - 1:
                 raise
@@ -263,8 +306,10 @@ def _create(client: docker.DockerClient, lab: str, host: str, tag: str) -> Conta
     raise AssertionError("unreachable")
 
 
-def _run(client: docker.DockerClient, lab: str, host: str, tag: str) -> Container:
-    labels = {LAB_LABEL: lab, HOST_LABEL: host}
+def _run(
+    client: docker.DockerClient, lab: str, host: str, tag: str, extra: Mapping[str, str]
+) -> Container:
+    labels = {**extra, LAB_LABEL: lab, HOST_LABEL: host}
     # Fixed host ports, not Docker's ephemeral ones: those change when the
     # container restarts, and a lab host must survive a reboot like a Pi.
     ports = {SSH: ("127.0.0.1", _free_port())}
@@ -292,7 +337,9 @@ def _run(client: docker.DockerClient, lab: str, host: str, tag: str) -> Containe
             tmpfs={"/run": "", "/run/lock": "", "/tmp": "exec"},
             # Docker inside a device then gets overlay2 (it cannot stack it on overlay).
             mounts=[Mount("/var/lib/docker", None, type="volume", labels=labels)],
-            restart_policy={"Name": "unless-stopped"},
+            # Docker's types list "always" and "on-failure" only; the engine
+            # also takes "unless-stopped": a lab someone stopped stays stopped.
+            restart_policy=cast(Any, {"Name": "unless-stopped"}),
         )
     except docker.errors.APIError as exc:
         if exc.status_code == 409:
@@ -316,13 +363,13 @@ def _grant_access(
         endpoints.append(
             files.Endpoint(
                 host,
-                _published(container, SSH),
+                _required_port(container, SSH, host),
                 node.host_keys(container, host),
                 emulated=host in emulated,
             )
         )
     coordinator, *devices = endpoints
-    control_port = _published(running[COORDINATOR], SUPERLINK)
+    control_port = _required_port(running[COORDINATOR], SUPERLINK, COORDINATOR)
     path = files.write(lab, directory, coordinator, devices, control_port, fleet_host=COORDINATOR)
     with Waiting("checking SSH logins (host keys checked, sudo -n true)") as waiting:
         for endpoint in endpoints:

@@ -250,6 +250,7 @@ def _debootstrap(arch: str, mirror: str, root: Path) -> None:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             tail.append(line.rstrip())
             waiting.update(tail[-1][:80])

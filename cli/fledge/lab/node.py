@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from docker.models.containers import Container
 
@@ -22,13 +23,24 @@ _INSTALL_KEY = (
 )
 
 
+def run(container: Container, command: list[str]) -> tuple[int, str, str]:
+    """Run ``command`` as root in ``container``: its exit status, stdout and stderr."""
+    result = container.exec_run(command, demux=True)
+    # With demux, the output is a pair: stdout and stderr, each None when empty.
+    out, errors = cast(tuple[bytes | None, bytes | None], result.output)
+    return (
+        int(result.exit_code or 0),
+        (out or b"").decode(errors="replace"),
+        (errors or b"").decode(errors="replace"),
+    )
+
+
 def _exec(container: Container, command: list[str], host: str) -> str:
     """Run ``command`` as root in ``container``; its stdout, or a FledgeError."""
-    result = container.exec_run(command, demux=True)
-    out, errors = (part.decode(errors="replace") if part else "" for part in result.output)
-    if result.exit_code != 0:
+    status, out, errors = run(container, command)
+    if status != 0:
         raise FledgeError(
-            f"`{' '.join(command)}` failed (exit {result.exit_code}): {errors or out}", host=host
+            f"`{' '.join(command)}` failed (exit {status}): {errors or out}", host=host
         )
     return out
 
@@ -47,7 +59,7 @@ def wait_booted(containers: dict[str, Container], timeout: float) -> None:
             waiting.update(", ".join(f"{host} {states[host]}" for host in pending))
             time.sleep(1)
     host, container = next(iter(pending.items()))
-    failed = container.exec_run(["systemctl", "--failed", "--no-pager"]).output.decode()
+    failed = run(container, ["systemctl", "--failed", "--no-pager"])[1]
     raise FledgeError(
         f"systemd did not finish booting within {timeout:.0f} s "
         f"(state: {states[host]}); failed units:\n{failed}",
@@ -67,7 +79,7 @@ def _system_state(container: Container, host: str) -> str:
             fix="check the container run settings in docs/lab.md",
         )
     # Exit status is non-zero until "running"; the word is what matters.
-    return container.exec_run(["systemctl", "is-system-running"]).output.decode().strip()
+    return run(container, ["systemctl", "is-system-running"])[1].strip()
 
 
 def install_login_key(container: Container, host: str, public_key: str) -> None:
@@ -91,9 +103,9 @@ def host_keys(container: Container, host: str) -> list[str]:
 def check_units(container: Container, host: str, units: Sequence[str]) -> None:
     """Fail when one of ``units`` is not active (a degraded boot may still be usable)."""
     for unit in units:
-        state = container.exec_run(["systemctl", "is-active", unit]).output.decode().strip()
+        state = run(container, ["systemctl", "is-active", unit])[1].strip()
         if state != "active":
-            status = container.exec_run(["systemctl", "status", "--no-pager", unit]).output.decode()
+            status = run(container, ["systemctl", "status", "--no-pager", unit])[1]
             raise FledgeError(
                 f"{unit} is {state}:\n{status}",
                 host=host,

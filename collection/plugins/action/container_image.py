@@ -23,8 +23,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ansible.errors import AnsibleActionFail
+
 from ansible_collections.fledge.edge.plugins.plugin_utils.container_image import (
     DEFAULT_UID,
     PLATFORMS,
@@ -37,7 +39,7 @@ from ansible_collections.fledge.edge.plugins.plugin_utils.container_image import
 )
 from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
 
-ARGUMENT_SPEC = {
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "dest": {"type": "path", "required": True},
     "base_image": {"type": "str", "required": True},
     "arch": {"type": "str", "required": True, "choices": sorted(PLATFORMS)},

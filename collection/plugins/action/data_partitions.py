@@ -1,13 +1,14 @@
 # Copyright: fledge maintainers
 # Apache License 2.0 (see LICENSE)
-"""Prepare the default app's data partitions on the controller (``fledge.data``)."""
+"""Prepare the default app's data partitions on the controller (``plugin_utils/partitions.py``)."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
+from typing import Any
+
 from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
 
-ARGUMENT_SPEC = {
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "dest": {"type": "path", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},
     "seed": {"type": "int", "default": 0},
@@ -20,15 +21,8 @@ class ActionModule(ControllerAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self.validated_args()
-        try:
-            from fledge import data
-        except ImportError as exc:
-            raise AnsibleActionFail(
-                f"fledge.edge.data_partitions needs the fledge Python package where Ansible runs "
-                f"({exc}). Install it (pip install fledge-edge), or set dataset_name: none and "
-                "place your own data."
-            ) from None
-        written = data.write_partitions(
+        partitions = self.controller_module("partitions")
+        written = partitions.write_partitions(
             args["dest"], args["hosts"], args["seed"], dry_run=self._task.check_mode
         )
         result.update(

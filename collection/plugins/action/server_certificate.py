@@ -3,17 +3,21 @@
 """Issue the SuperLink's TLS certificate from the fleet CA, on the controller.
 
 The CA's private key never leaves the controller: this plugin runs in the
-controller's Ansible process and only ever writes files there. The code is
-fledge's own (``fledge.pki``), shared with ``fledge certs init``, so the CLI
-and a plain ``ansible-playbook`` run produce the same certificate.
+controller's Ansible process and only ever writes files there. The code
+(``plugin_utils/pki.py``) is shared with ``fledge certs``, so the CLI and a
+plain ``ansible-playbook`` run produce the same certificate.
 """
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
+from typing import Any
 
-ARGUMENT_SPEC = {
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
+from ansible_collections.fledge.edge.plugins.plugin_utils.errors import FledgeError
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "pki_dir": {"type": "path", "required": True},
     "name": {"type": "str", "required": True},
     "address": {"type": "str", "required": True},
@@ -30,21 +34,12 @@ class ActionModule(ControllerAction):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self.validated_args()
-        try:
-            from fledge import pki
-            from fledge.errors import FledgeError
-        except ImportError as exc:
-            raise AnsibleActionFail(
-                f"fledge.edge.server_certificate needs the fledge Python package where Ansible "
-                f"runs ({exc}). Install it (pip install fledge-edge) into the Python that runs "
-                "ansible-playbook, or bring your own certificates with superlink_tls_ca_cert_src, "
-                "superlink_tls_cert_src and superlink_tls_key_src."
-            ) from None
+        pki = self.controller_module("pki")
         sans = pki.superlink_sans(
             name=args["name"],
             address=args["address"],
             fleet_host=args["fleet_host"],
-            control_address=args["control_address"],
+            control_host=args["control_address"].rpartition(":")[0].strip("[]"),
             listen_address=args["listen_address"],
             extra=args["extra_sans"],
         )
@@ -52,7 +47,7 @@ class ActionModule(ControllerAction):
             issued = pki.ensure_server_cert(
                 args["pki_dir"], args["name"], sans, dry_run=self._task.check_mode
             )
-        except FledgeError as exc:
+        except FledgeError as exc:  # what the operator can fix, said as the CLI says it
             raise AnsibleActionFail(str(exc)) from None
         result.update(
             changed=issued.changed,

@@ -18,11 +18,13 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ansible.errors import AnsibleActionFail
+
 from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
 
-ARGUMENT_SPEC = {
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "dest": {"type": "path", "required": True},
     "requirements": {"type": "list", "elements": "str", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 from ansible.errors import AnsibleActionFail
@@ -18,6 +21,22 @@ class ControllerAction(ActionBase):
     _requires_connection = False
     # The options, as the module's DOCUMENTATION gives them.
     ARGUMENT_SPEC: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def controller_module(self, name: str) -> ModuleType:
+        """``plugin_utils.<name>``, whose imports are the collection's Python requirements.
+
+        Imported when the task runs, so that a missing requirement is a task
+        failure that says what to install, not a plugin that fails to load.
+        """
+        try:
+            return importlib.import_module(f"{__package__}.{name}")
+        except ImportError as exc:
+            requirements = Path(__file__).resolve().parents[2] / "requirements.txt"
+            raise AnsibleActionFail(
+                f"{self._task.action} needs the Python package '{exc.name}' on the controller, "
+                f"in the Python that runs Ansible. Install the collection's requirements: "
+                f"pip install -r {requirements}"
+            ) from None
 
     def validated_args(self) -> dict[str, Any]:
         """The task's arguments checked against ARGUMENT_SPEC, defaults filled in."""

@@ -3,7 +3,7 @@
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fledge_digits.task import evaluate, load_partition, train
+from fledge_digits.task import evaluate, load_partition, scalar, train
 
 app = ClientApp()
 
@@ -16,8 +16,8 @@ def _partition(context: Context) -> dict:
 @app.train()
 def fit(msg: Message, context: Context) -> Message:
     data = _partition(context)
-    params = msg.content["arrays"].to_numpy_ndarrays()
-    server_round = int(msg.content["config"]["server-round"])
+    params = msg.content.array_records["arrays"].to_numpy_ndarrays()
+    server_round = int(scalar(msg.content.config_records["config"]["server-round"]))
     new_params, loss = train(
         params,
         data["x_train"],
@@ -35,7 +35,7 @@ def fit(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def check(msg: Message, context: Context) -> Message:
     data = _partition(context)
-    params = msg.content["arrays"].to_numpy_ndarrays()
+    params = msg.content.array_records["arrays"].to_numpy_ndarrays()
     loss, accuracy = evaluate(params, data["x_test"], data["y_test"])
     metrics = MetricRecord(
         {"loss": loss, "accuracy": accuracy, "num-examples": len(data["y_test"])}

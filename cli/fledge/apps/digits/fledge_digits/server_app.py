@@ -12,7 +12,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from fledge_digits.task import initial_parameters
+from fledge_digits.task import initial_parameters, scalar
 
 METRICS_PREFIX = "fledge-round"
 
@@ -30,7 +30,7 @@ class ReportingFedAvg(FedAvg):
         replies = list(replies)
         arrays, metrics = super().aggregate_train(server_round, replies)
         if metrics is not None and "train_loss" in metrics:
-            self._train_loss[server_round] = float(metrics["train_loss"])
+            self._train_loss[server_round] = scalar(metrics["train_loss"])
         return arrays, metrics
 
     def aggregate_evaluate(self, server_round, replies):
@@ -40,8 +40,8 @@ class ReportingFedAvg(FedAvg):
             "round": server_round,
             "nodes": sum(1 for reply in replies if not reply.has_error()),
             "train_loss": self._train_loss.get(server_round),
-            "loss": float(metrics["loss"]) if metrics else None,
-            "accuracy": float(metrics["accuracy"]) if metrics else None,
+            "loss": scalar(metrics["loss"]) if metrics else None,
+            "accuracy": scalar(metrics["accuracy"]) if metrics else None,
         }
         log(INFO, "%s %s", METRICS_PREFIX, json.dumps(report))
         return metrics

@@ -17,6 +17,13 @@ NUM_CLASSES = 10
 PARTITION_FILE = "digits-partition.npz"
 
 
+def scalar(value: object) -> float:
+    """A number from a Flower record, whose values may also be lists or strings."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 def load_partition(data_path: str) -> dict[str, np.ndarray]:
     """Load this device's share: x_train, y_train, x_test, y_test."""
     with np.load(Path(data_path) / PARTITION_FILE) as data:

@@ -1,3 +1,5 @@
+# Copyright: fledge maintainers
+# Apache License 2.0 (see LICENSE)
 """The fleet's certificate authority and the SuperLink's server certificate.
 
 Layout of a PKI directory (0700, on the controller only)::
@@ -25,9 +27,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fledge.addresses import WILDCARDS, split_host_port
-from fledge.errors import FledgeError
-from fledge.fsutil import PRIVATE_FILE, atomic_write, private_dir
+from ansible_collections.fledge.edge.plugins.plugin_utils.errors import FledgeError
+from ansible_collections.fledge.edge.plugins.plugin_utils.files import (
+    PRIVATE_FILE,
+    atomic_write,
+    private_dir,
+)
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -41,6 +46,8 @@ BACKDATE = dt.timedelta(hours=1)
 # Every SuperLink certificate carries these: with a wildcard bind the
 # SuperLink's own SuperExec connects to https://127.0.0.1:PORT.
 LOOPBACK_SANS = ("127.0.0.1", "localhost")
+# Addresses a server listens on, which nobody dials.
+WILDCARDS = ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -162,17 +169,16 @@ def superlink_sans(
     name: str,
     address: str,
     fleet_host: str,
-    control_address: str,
+    control_host: str,
     listen_address: str | None = None,
     extra: Iterable[str] = (),
 ) -> list[str]:
     """Every name and address by which the SuperLink is reached, plus loopback.
 
-    Devices dial ``fleet_host``, the controller dials ``control_address``, the
+    Devices dial ``fleet_host``, the controller dials ``control_host``, the
     SuperLink's own SuperExec dials the listen address (loopback when it
     listens on all addresses). Wildcards are not names anyone dials.
     """
-    control_host, _ = split_host_port(control_address)
     names = [name, address, fleet_host, control_host, listen_address, *extra, *LOOPBACK_SANS]
     return list(dict.fromkeys(n for n in names if n and n not in WILDCARDS))
 

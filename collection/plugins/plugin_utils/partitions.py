@@ -1,3 +1,5 @@
+# Copyright: fledge maintainers
+# Apache License 2.0 (see LICENSE)
 """Data partitions for the default app, prepared on the controller.
 
 The handwritten digits bundled with scikit-learn (1,797 8x8 images, so it
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fledge.errors import FledgeError
-from fledge.fsutil import atomic_write
+from ansible_collections.fledge.edge.plugins.plugin_utils.errors import FledgeError
+from ansible_collections.fledge.edge.plugins.plugin_utils.files import atomic_write
 
 # Must match fledge_digits.task.PARTITION_FILE in the default app.
 PARTITION_FILE = "digits-partition.npz"
@@ -86,6 +88,7 @@ def write_partitions(
         changed.append(host)
         if not dry_run:
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, **arrays)
+            # Arrays only: a partition never needs pickled objects to load.
+            np.savez_compressed(buffer, allow_pickle=False, **arrays)
             atomic_write(path, buffer.getvalue(), 0o600)
     return PartitionResult(paths, changed)
