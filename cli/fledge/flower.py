@@ -359,12 +359,6 @@ def _config_value(value: Any) -> str:
 # --- The connection ---------------------------------------------------------
 
 
-def tls_disabled(inventory: Inventory) -> bool:
-    """True only when the operator set ``fledge_tls: false`` on the SuperLink."""
-    value = inventory.superlink.vars.get("fledge_tls", True)
-    return value is False or str(value).strip().lower() in {"false", "no", "off", "0"}
-
-
 def connection_toml(address: str, root_certificates: Path | None) -> str:
     """The flwr CLI's config.toml with one connection, named ``fledge``."""
     # json.dumps writes valid TOML basic strings (same escapes).
@@ -400,7 +394,7 @@ class Flower:
         """Write a private FLWR_HOME for this fleet (in its state dir) and connect."""
         state_dir = inventory.state_dir.resolve()
         ca = None
-        if not tls_disabled(inventory):
+        if inventory.tls:
             ca = state_dir / CA_CERT
             if not ca.is_file():
                 raise FledgeError(

@@ -1,7 +1,6 @@
-"""Fleet inventories: Ansible YAML inventories with two groups, loaded strictly.
+"""Fleet inventories: read as Ansible reads them, checked before anything runs.
 
-The file is a plain Ansible inventory, so ``ansible-playbook -i`` reads it
-as is. fledge reads it too, and refuses anything it would misread::
+A fleet's inventory is a plain Ansible inventory with two groups::
 
     all:
       vars: {ansible_user: pi}            # optional, for every host
@@ -14,12 +13,22 @@ as is. fledge reads it too, and refuses anything it would misread::
             pi-1: {ansible_host: 192.168.1.21}
             pi-2: {ansible_host: 192.168.1.22, ansible_port: 2222}
 
-Every error names the file, the line, the host and the field at fault.
+Anything else Ansible allows works too (parent groups, ``group_vars/`` and
+``host_vars/`` beside the file, other formats): fledge resolves hosts and
+variables with ansible-core itself (:mod:`fledge.ansible_vars`), on top of
+the collection's fleet-wide defaults, so fledge and Ansible never disagree.
+
+fledge then checks what it and the roles rely on, and every error names the
+file, the line, the host and the field at fault.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import stat
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,60 +37,33 @@ from typing import Any
 import yaml
 
 from ansible_collections.fledge.edge.plugins.plugin_utils.pki import superlink_sans
-from fledge.addresses import is_ip, is_valid_address, join_host_port, split_host_port
+from fledge import ansible_vars
+from fledge.addresses import is_ip, is_valid_address, split_host_port
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
 
 SUPERLINK = "superlink"
 SUPERNODES = "supernodes"
-GROUPS = (SUPERLINK, SUPERNODES)
+# The collection roles whose defaults a host gets, as the deploy playbook's
+# plays give them (later roles win).
+ROLE_DEFAULTS = {"all": ["common"], SUPERLINK: ["superlink"], SUPERNODES: ["supernode"]}
 DEFAULT_SSH_PORT = 22
-# Flower's own default; the superlink role's default must agree (tested).
-DEFAULT_SUPERLINK_PORT = 8000
-STATE_DIR_NAME = ".fledge"
+# An inventory is a few kilobytes; anything this big is not one (and
+# /dev/zero, a FIFO or a device would never end).
+MAX_BYTES = 1 << 20
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-
-
-class _Mapping(dict[Any, Any]):
-    """A dict that remembers the line of each key (1-based)."""
-
-    lines: dict[str, int]
-    line: int
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and records line numbers."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> _Mapping:
-    loader.flatten_mapping(node)
-    result = _Mapping()
-    result.lines = {}
-    result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in result:
-            raise FledgeError(
-                f"'{key}' appears twice in the same mapping (first on line "
-                f"{result.lines[key]}); YAML keeps only the last one",
-                path=loader.name,
-                line=line,
-                fix=f"give each host a unique name and keep one '{key}' entry",
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = line
-    return result
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# SSH options that would turn host key checking off (fledge promises it is on).
+_TRUSTING_OPTIONS = {
+    "stricthostkeychecking": {"no", "off", "accept-new", "false"},
+    "userknownhostsfile": {"/dev/null"},
+}
 
 
 @dataclass(frozen=True)
 class Host:
-    """One host with its effective variables (all < group < host)."""
+    """One host with its variables as a play sees them (inventory over role defaults)."""
 
     name: str
     group: str
@@ -112,28 +94,27 @@ class Inventory:
 
     @property
     def state_dir(self) -> Path:
-        """Where the controller keeps this fleet's CA, data and caches."""
-        configured = self.superlink.vars.get("fledge_state_dir")
-        return Path(configured) if configured else self.path.parent / STATE_DIR_NAME
+        """Where the controller keeps this fleet's CA, data and logs (``fledge_state_dir``)."""
+        return Path(self.superlink.vars["fledge_state_dir"])
 
     @property
     def superlink_port(self) -> int:
-        return int(self.superlink.vars.get("superlink_port", DEFAULT_SUPERLINK_PORT))
+        return int(self.superlink.vars["superlink_port"])
 
     @property
     def fleet_host(self) -> str:
         """The name or address devices dial to reach the SuperLink."""
-        return str(self.superlink.vars.get("superlink_fleet_host", self.superlink.address))
+        return str(self.superlink.vars["superlink_fleet_host"])
+
+    @property
+    def tls(self) -> bool:
+        """False only when the operator turned TLS off (``fledge_tls``, read as Ansible does)."""
+        return _boolean(self.superlink, "fledge_tls")
 
     @property
     def control_address(self) -> str:
         """``host:port`` where the controller reaches the SuperLink's Control API."""
-        configured = self.superlink.vars.get("superlink_control_address")
-        return (
-            str(configured)
-            if configured
-            else join_host_port(self.superlink.address, self.superlink_port)
-        )
+        return str(self.superlink.vars["superlink_control_address"])
 
     @property
     def superlink_sans(self) -> list[str]:
@@ -149,229 +130,71 @@ class Inventory:
         )
 
 
-class _Reader:
-    """Walks a parsed inventory, raising errors that point at the source."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(
-        self,
-        message: str,
-        *,
-        line: int | None = None,
-        host: str | None = None,
-        field: str | None = None,
-        fix: str | None = None,
-    ) -> FledgeError:
-        return FledgeError(message, path=self.path, line=line, host=host, field=field, fix=fix)
-
-    def mapping(self, value: Any, what: str, line: int | None) -> _Mapping:
-        if value is None:
-            return _empty()
-        if not isinstance(value, _Mapping):
-            raise self.fail(f"{what} must be a mapping, not {type(value).__name__}", line=line)
-        return value
-
-    def read(self, doc: Any) -> Inventory:
-        if not isinstance(doc, _Mapping):
-            raise self.fail(
-                "an inventory must be a YAML mapping with an 'all' group",
-                fix="see inventories/example.yml for the format",
-            )
-        groups: dict[str, _Mapping] = {}
-        all_vars: _Mapping = _empty()
-        for key, value in doc.items():
-            line = doc.lines.get(key)
-            if key == "all":
-                top = self.mapping(value, "'all'", line)
-                for sub, subval in top.items():
-                    subline = top.lines.get(sub)
-                    if sub == "vars":
-                        all_vars = self.mapping(subval, "'all.vars'", subline)
-                    elif sub == "children":
-                        children = self.mapping(subval, "'all.children'", subline)
-                        for name, group in children.items():
-                            self._add_group(groups, name, group, children.lines.get(name))
-                    elif sub == "hosts":
-                        raise self.fail(
-                            "hosts directly under 'all' have no role",
-                            line=subline,
-                            fix="put the coordinator under 'superlink', devices under 'supernodes'",
-                        )
-                    else:
-                        raise self.fail(
-                            f"unknown key 'all.{sub}'",
-                            line=subline,
-                            fix="'all' may hold only 'vars' and 'children'",
-                        )
-            else:
-                self._add_group(groups, key, value, line)
-        return self._build(groups, all_vars)
-
-    def _add_group(self, groups: dict, name: str, group: Any, line: int | None) -> None:
-        if name not in GROUPS:
-            raise self.fail(
-                f"unknown group '{name}'",
-                line=line,
-                fix=f"fledge knows the groups {', '.join(GROUPS)}; rename or remove '{name}'",
-            )
-        if name in groups:
-            raise self.fail(
-                f"group '{name}' is defined twice", line=line, fix="merge both definitions into one"
-            )
-        group = self.mapping(group, f"group '{name}'", line)
-        for key in group:
-            if key not in ("hosts", "vars"):
-                raise self.fail(
-                    f"unknown key '{key}' in group '{name}'",
-                    line=group.lines.get(key),
-                    fix="a group may hold only 'hosts' and 'vars'",
-                )
-        groups[name] = group
-
-    def _build(self, groups: dict, all_vars: Mapping[str, Any]) -> Inventory:
-        seen: dict[str, str] = {}
-        hosts: dict[str, list[Host]] = {name: [] for name in GROUPS}
-        for group_name in GROUPS:
-            group = groups.get(group_name, _empty())
-            group_vars = self.mapping(
-                group.get("vars"), f"'{group_name}.vars'", group.lines.get("vars")
-            )
-            members = self.mapping(
-                group.get("hosts"), f"'{group_name}.hosts'", group.lines.get("hosts")
-            )
-            for name, host_vars in members.items():
-                line = members.lines.get(name)
-                if name in seen:
-                    raise self.fail(
-                        f"host '{name}' is in both '{seen[name]}' and '{group_name}'",
-                        line=line,
-                        host=name,
-                        fix="a host is either the coordinator or a device; keep one entry",
-                    )
-                seen[name] = group_name
-                host_vars = self.mapping(host_vars, f"host '{name}'", line)
-                merged = {**all_vars, **group_vars, **host_vars}
-                hosts[group_name].append(self._host(name, group_name, merged, host_vars, line))
-        if len(hosts[SUPERLINK]) != 1:
-            raise self.fail(
-                f"the 'superlink' group must have exactly one host, found {len(hosts[SUPERLINK])}",
-                line=groups.get(SUPERLINK, _empty()).line or None,
-                fix="list the coordinator (the host running the SuperLink) under superlink.hosts",
-            )
-        if not hosts[SUPERNODES]:
-            raise self.fail(
-                "the 'supernodes' group has no hosts",
-                line=groups.get(SUPERNODES, _empty()).line or None,
-                fix="list your devices under supernodes.hosts",
-            )
-        return Inventory(self.path, hosts[SUPERLINK][0], tuple(hosts[SUPERNODES]))
-
-    def _host(self, name: Any, group: str, merged: dict, own: Mapping, line: int | None) -> Host:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise self.fail(
-                f"'{name}' is not a usable host name",
-                line=line,
-                host=str(name),
-                fix="use letters, digits, '.', '_' and '-', starting with a letter or digit",
-            )
-
-        def where(key: str) -> int | None:
-            return own.lines.get(key, line) if isinstance(own, _Mapping) else line
-
-        address = merged.get("ansible_host", name)
-        if not isinstance(address, str) or not is_valid_address(address):
-            raise self.fail(
-                f"'{address}' is not an IP address or host name",
-                line=where("ansible_host"),
-                host=name,
-                field="ansible_host",
-                fix="set ansible_host to the device's IP address or DNS name, without a port",
-            )
-        for key, default in (
-            ("ansible_port", DEFAULT_SSH_PORT),
-            ("superlink_port", DEFAULT_SUPERLINK_PORT),
-        ):
-            value = merged.get(key, default)
-            if isinstance(value, bool) or not str(value).isdigit() or not 0 < int(value) < 65536:
-                raise self.fail(
-                    f"'{value}' is not a port number (1-65535)",
-                    line=where(key),
-                    host=name,
-                    field=key,
-                    fix=f"set {key} to a number such as {default}",
-                )
-            merged[key] = int(value)
-        user = merged.get("ansible_user")
-        if user is not None and not (isinstance(user, str) and _USER.match(user)):
-            raise self.fail(
-                f"'{user}' is not a valid Linux user name",
-                line=where("ansible_user"),
-                host=name,
-                field="ansible_user",
-                fix="set ansible_user to the login user on the device, for example pi",
-            )
-        fleet_host = merged.get("superlink_fleet_host")
-        if fleet_host is not None and not (
-            isinstance(fleet_host, str) and is_valid_address(fleet_host)
-        ):
-            raise self.fail(
-                f"'{fleet_host}' is not an IP address or host name",
-                line=where("superlink_fleet_host"),
-                host=name,
-                field="superlink_fleet_host",
-                fix="set it to the name or address devices use to reach the coordinator",
-            )
-        state_dir = merged.get("fledge_state_dir")
-        if state_dir is not None and not (
-            isinstance(state_dir, str) and Path(state_dir).is_absolute()
-        ):
-            raise self.fail(
-                f"'{state_dir}' is not an absolute path",
-                line=where("fledge_state_dir"),
-                host=name,
-                field="fledge_state_dir",
-                fix="use an absolute path (Ansible and fledge would resolve a relative one apart)",
-            )
-        listen = merged.get("superlink_listen_address")
-        if listen is not None and not (isinstance(listen, str) and is_ip(listen)):
-            raise self.fail(
-                f"'{listen}' is not an IP address",
-                line=where("superlink_listen_address"),
-                host=name,
-                field="superlink_listen_address",
-                fix="use one of the coordinator's IP addresses, or 0.0.0.0 for all of them",
-            )
-        control = merged.get("superlink_control_address")
-        if control is not None:
-            try:
-                chost, cport = split_host_port(str(control))
-                if cport is None or not is_valid_address(chost):
-                    raise ValueError("expected HOST:PORT")
-            except ValueError as exc:
-                raise self.fail(
-                    f"'{control}' is not a HOST:PORT address ({exc})",
-                    line=where("superlink_control_address"),
-                    host=name,
-                    field="superlink_control_address",
-                    fix="set it to where this controller reaches the SuperLink, e.g. 10.0.0.1:8000",
-                ) from None
-        return Host(name, group, merged)
-
-
-def _empty() -> _Mapping:
-    empty = _Mapping()
-    empty.lines = {}
-    empty.line = 0
-    return empty
-
-
 def load(path: Path | str) -> Inventory:
-    """Read and validate an inventory; raise FledgeError naming what is wrong."""
+    """Read and check an inventory; raise FledgeError naming what is wrong."""
     path = Path(path)
+    _check_file(path)
+    read = ansible_vars.read(path, ROLE_DEFAULTS)
+    superlinks = read.groups.get(SUPERLINK, [])
+    devices = read.groups.get(SUPERNODES, [])
+    both = set(superlinks) & set(devices)
+    if both:
+        name = sorted(both)[0]
+        raise FledgeError(
+            f"host '{name}' is in both 'superlink' and 'supernodes'",
+            path=path,
+            host=name,
+            fix="a host is either the coordinator or a device; keep one entry",
+        )
+    clash = sorted(set(read.hosts) & set(read.groups))
+    if clash:
+        raise FledgeError(
+            f"the host '{clash[0]}' has the name of a group: Ansible would run that group's "
+            "plays on it",
+            path=path,
+            host=clash[0],
+            fix=f"rename the host '{clash[0]}' (a host pattern cannot tell them apart)",
+        )
+    # Each host's own mistakes first: they come with a line to go to.
+    hosts = [_host(path, name, SUPERLINK, read.hosts[name]) for name in superlinks]
+    hosts += [_host(path, name, SUPERNODES, read.hosts[name]) for name in devices]
+    if len(superlinks) != 1:
+        raise FledgeError(
+            f"the 'superlink' group must have exactly one host, found {len(superlinks)}",
+            path=path,
+            fix="list the coordinator (the host running the SuperLink) under superlink.hosts",
+        )
+    if not devices:
+        raise FledgeError(
+            "the 'supernodes' group has no hosts",
+            path=path,
+            fix="list your devices under supernodes.hosts",
+        )
+    return Inventory(path, hosts[0], tuple(hosts[1:]))
+
+
+def write(path: Path, text: str) -> Inventory:
+    """Check ``text`` as an inventory at ``path``, then write it atomically.
+
+    It is checked where it will live (``group_vars/`` beside it count), from a
+    private temporary file, so a bad host never reaches ``path``.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     try:
-        text = path.read_text()
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        checked = load(Path(tmp))
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, text)
+    return Inventory(path, checked.superlink, checked.supernodes)
+
+
+def _check_file(path: Path) -> None:
+    """A regular, readable UTF-8 file of sane size: Ansible would hang on /dev/zero."""
+    try:
+        info = path.stat()
     except FileNotFoundError:
         raise FledgeError(
             "inventory not found",
@@ -381,21 +204,189 @@ def load(path: Path | str) -> Inventory:
         ) from None
     except OSError as exc:
         raise FledgeError(f"cannot read the inventory: {exc.strerror}", path=path) from None
-    loader = _StrictLoader(text)
-    loader.name = str(path)
-    try:
-        doc = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+    if not stat.S_ISREG(info.st_mode):
         raise FledgeError(
-            f"not valid YAML: {exc.problem or exc.context}",
+            "the inventory is not a regular file",
             path=path,
-            line=mark.line + 1 if mark else None,
-            fix="fix the YAML syntax (indentation, colons, quotes) at that line",
+            fix="point --inventory (or FLEDGE_INVENTORY) at your fleet's inventory file",
+        )
+    if info.st_size > MAX_BYTES:
+        raise FledgeError(
+            f"the inventory is {info.st_size} bytes; fleet inventories are a few kilobytes "
+            f"(at most {MAX_BYTES})",
+            path=path,
+            fix="point --inventory (or FLEDGE_INVENTORY) at your fleet's inventory file",
+        )
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise FledgeError(
+            "the inventory is not UTF-8 text",
+            path=path,
+            line=line,
+            fix="save the file as UTF-8",
         ) from None
-    finally:
-        loader.dispose()
-    return _Reader(path).read(doc)
+
+
+def _host(path: Path, name: str, group: str, variables: ansible_vars.HostVars) -> Host:
+    """The host, once every value fledge and the roles rely on is checked."""
+
+    def fail(key: str, message: str, fix: str) -> FledgeError:
+        where = variables.where(key)
+        return FledgeError(
+            message, path=where.path or path, line=where.line, host=name, field=key, fix=fix
+        )
+
+    if not _NAME.fullmatch(name):
+        raise FledgeError(
+            f"'{name}' is not a usable host name",
+            path=path,
+            host=name,
+            fix="use letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+    address = variables.get("ansible_host", name)
+    if not isinstance(address, str) or not is_valid_address(address):
+        raise fail(
+            "ansible_host",
+            f"'{address}' is not an IP address or host name",
+            "set ansible_host to the device's IP address or DNS name, without a port",
+        )
+    for key in ("ansible_port", "superlink_port"):
+        if key in variables and _port(variables[key]) is None:
+            raise fail(
+                key,
+                f"'{variables[key]}' is not a port number (1-65535)",
+                f"set {key} to a number from 1 to 65535",
+            )
+    user = variables.get("ansible_user")
+    if user is not None and not (isinstance(user, str) and _USER.fullmatch(user)):
+        raise fail(
+            "ansible_user",
+            f"'{user}' is not a valid Linux user name",
+            "set ansible_user to the login user on the device, for example pi",
+        )
+    _check_ssh_options(variables, fail)
+    _boolean_or_fail(variables, "fledge_tls", fail)
+    if group == SUPERLINK:
+        _check_superlink(variables, fail)
+    return Host(name, group, variables)
+
+
+def _check_superlink(variables: Mapping[str, Any], fail: Any) -> None:
+    fleet_host = variables["superlink_fleet_host"]
+    if not (isinstance(fleet_host, str) and is_valid_address(fleet_host)):
+        raise fail(
+            "superlink_fleet_host",
+            f"'{fleet_host}' is not an IP address or host name",
+            "set it to the name or address devices use to reach the coordinator",
+        )
+    state_dir = variables["fledge_state_dir"]
+    if not (isinstance(state_dir, str) and Path(state_dir).is_absolute()):
+        raise fail(
+            "fledge_state_dir",
+            f"'{state_dir}' is not an absolute path",
+            "use an absolute path (Ansible and fledge would resolve a relative one apart)",
+        )
+    listen = variables.get("superlink_listen_address")
+    if listen is not None and not (isinstance(listen, str) and is_ip(listen)):
+        raise fail(
+            "superlink_listen_address",
+            f"'{listen}' is not an IP address",
+            "use one of the coordinator's IP addresses, or 0.0.0.0 for all of them",
+        )
+    sans = variables.get("superlink_tls_extra_sans", [])
+    if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
+        raise fail(
+            "superlink_tls_extra_sans",
+            f"{sans!r} is not a list of names",
+            f"write it as a list, e.g. superlink_tls_extra_sans: [{sans}]"
+            if isinstance(sans, str)
+            else "write it as a list of DNS names or IP addresses",
+        )
+    control = variables.get("superlink_control_address")
+    if control is not None:
+        try:
+            chost, cport = split_host_port(str(control))
+            if cport is None or not is_valid_address(chost):
+                raise ValueError("expected HOST:PORT")
+        except ValueError as exc:
+            raise fail(
+                "superlink_control_address",
+                f"'{control}' is not a HOST:PORT address ({exc})",
+                "set it to where this controller reaches the SuperLink, e.g. 10.0.0.1:8000",
+            ) from None
+
+
+def _check_ssh_options(variables: Mapping[str, Any], fail: Any) -> None:
+    """Refuse settings that would let Ansible trust an unknown or changed host key."""
+    for key in ("ansible_host_key_checking", "ansible_ssh_host_key_checking"):
+        if key in variables and not _boolean_or_fail(variables, key, fail):
+            raise fail(
+                key,
+                "this turns SSH host key checking off; fledge always checks host keys",
+                f"remove {key}; add the hosts' keys to known_hosts, read over a channel you trust",
+            )
+    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"):
+        value = variables.get(key)
+        if not value:
+            continue
+        for option, setting in _ssh_options(str(value)):
+            if setting.lower() in _TRUSTING_OPTIONS.get(option.lower(), set()):
+                raise fail(
+                    key,
+                    f"'-o {option}={setting}' turns SSH host key checking off; fledge always "
+                    "checks host keys",
+                    "remove it; add the hosts' keys to known_hosts (for example with "
+                    "UserKnownHostsFile=FILE), read over a channel you trust",
+                )
+
+
+def _ssh_options(args: str) -> Iterable[tuple[str, str]]:
+    """The ``-o Name=value`` options (or ``-o Name value``, ``-oName=value``) of SSH arguments."""
+    words = shlex.split(args)
+    for index, word in enumerate(words):
+        if word == "-o" and index + 1 < len(words):
+            option = words[index + 1]
+        elif word.startswith("-o") and len(word) > 2:
+            option = word[2:]
+        else:
+            continue
+        name, _, setting = option.replace("=", " ", 1).partition(" ")
+        yield name.strip(), setting.strip()
+
+
+def _port(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        number = int(value)
+    else:
+        return None
+    return number if 0 < number < 65536 else None
+
+
+def _boolean(host: Host, key: str) -> bool:
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    return bool(boolean(host.vars[key], strict=True))
+
+
+def _boolean_or_fail(variables: Mapping[str, Any], key: str, fail: Any) -> bool:
+    """A boolean as Ansible's ``bool`` reads it, so that both sides agree; else an error."""
+    from ansible.module_utils.parsing.convert_bool import boolean
+
+    try:
+        return bool(boolean(variables[key], strict=True))
+    except TypeError:
+        raise fail(
+            key,
+            f"{variables[key]!r} is not a boolean",
+            f"set {key} to true or false",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -436,20 +427,3 @@ def render(
     }
     body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
     return (header + body) if header else body
-
-
-def write(path: Path, text: str) -> Inventory:
-    """Validate ``text`` as an inventory, then write it atomically.
-
-    Validation runs on the text first, so a bad host never reaches the disk.
-    """
-    path = Path(path)
-    loader = _StrictLoader(text)
-    loader.name = str(path)
-    try:
-        doc = loader.get_single_data()
-    finally:
-        loader.dispose()
-    inventory = _Reader(path).read(doc)
-    atomic_write(path, text)
-    return inventory

@@ -80,9 +80,13 @@ def build_and_install(tmp: Path) -> Path:
     dist, collections = tmp / "dist", tmp / "collections"
     galaxy = str(BIN / "ansible-galaxy")
 
+    # fledge's own copy is on sys.path (the wheel ships it; an editable
+    # install links the checkout's): Galaxy would call it installed already.
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
+
     def run(*args: str) -> None:
         result = subprocess.run(
-            [galaxy, "collection", *args], cwd=REPO, capture_output=True, text=True,
+            [galaxy, "collection", *args], cwd=REPO, env=env, capture_output=True, text=True,
             timeout=900, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr

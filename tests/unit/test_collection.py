@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import fledge
 from ansible_collections.fledge.edge.plugins.plugin_utils import partitions as data
-from fledge import inventory
 from fledge.collection import collection_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,24 +43,35 @@ def test_argument_specs_match_defaults(role: str) -> None:
             assert value in spec["choices"]
 
 
+FLEET_WIDE = role_file("common", "defaults", "main.yml")
+
+
 @pytest.mark.parametrize("role", ROLE_NAMES)
 def test_role_variables_are_namespaced(role: str) -> None:
     for name in role_file(role, "defaults", "main.yml"):
-        assert name.startswith(f"{role}_"), name
+        if role == "common":  # named for the fleet, or for the role they mostly concern
+            assert name.startswith("fledge_") or name.split("_")[0] in ROLE_NAMES, name
+        else:
+            assert name.startswith(f"{role}_"), name
     for name in role_file(role, "vars", "main.yml") if (ROLES / role / "vars").exists() else {}:
         assert name.startswith(f"_{role}_"), name
 
 
-def test_cli_and_roles_agree_on_shared_values() -> None:
-    assert (
-        role_file("superlink", "defaults", "main.yml")["superlink_port"]
-        == inventory.DEFAULT_SUPERLINK_PORT
-    )
-    assert role_file("flower", "defaults", "main.yml")["flower_version"] == fledge.FLWR_VERSION
+@pytest.mark.parametrize("role", [r for r in ROLE_NAMES if r != "common"])
+def test_fleet_wide_settings_are_declared_once(role: str) -> None:
+    """Every other role reads them from fledge.edge.common, on which it depends."""
+    assert not set(role_file(role, "defaults", "main.yml")) & set(FLEET_WIDE)
+    meta = role_file(role, "meta", "main.yml")
+    assert {"role": "fledge.edge.common"} in meta["dependencies"]
+
+
+def test_the_controller_and_the_default_app_pin_the_fleets_flower() -> None:
+    """Python packaging cannot read the collection: the pins must follow it."""
+    version = FLEET_WIDE["flower_version"]
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert f"flwr=={fledge.FLWR_VERSION}" in pyproject["project"]["dependencies"]
+    assert f"flwr=={version}" in pyproject["project"]["dependencies"]
     app = tomllib.loads((REPO / "cli/fledge/apps/digits/pyproject.toml").read_text())
-    assert f"flwr=={fledge.FLWR_VERSION}" in app["project"]["dependencies"]
+    assert f"flwr=={version}" in app["project"]["dependencies"]
     task = ast.parse((REPO / "cli/fledge/apps/digits/fledge_digits/task.py").read_text())
     constants = {
         node.targets[0].id: node.value.value

@@ -166,7 +166,10 @@ def test_fledge_tls_false_means_insecure_without_a_ca(tmp_path: Path, value: str
 
 
 def test_tls_stays_on_unless_switched_off(tmp_path: Path) -> None:
-    assert not flower.tls_disabled(write_fleet(tmp_path, ", fledge_tls: true"))
+    (tmp_path / "on").mkdir()
+    (tmp_path / "default").mkdir()
+    assert write_fleet(tmp_path / "on", ", fledge_tls: true").tls
+    assert write_fleet(tmp_path / "default").tls
 
 
 def test_missing_ca_says_to_provision(tmp_path: Path) -> None:

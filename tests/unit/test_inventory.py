@@ -1,4 +1,4 @@
-"""Inventory loading: good input is read exactly, bad input names file, line, host and field."""
+"""Inventory loading: read as Ansible reads it; bad input names file, line, host and field."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def test_bad_host_fields_name_file_line_host_and_field(
 def test_duplicate_host_name_in_one_group(tmp_path: Path) -> None:
     error = load_error(tmp_path, GOOD.replace("        pi-2:\n", "        pi-1:\n"))
     assert error.line == 15
-    assert "'pi-1' appears twice" in error.message
+    assert "duplicate mapping key 'pi-1'" in error.message
 
 
 def test_same_host_in_both_groups(tmp_path: Path) -> None:
@@ -147,11 +147,11 @@ def test_same_host_in_both_groups(tmp_path: Path) -> None:
     assert "both 'superlink' and 'supernodes'" in error.message
 
 
-def test_unknown_group(tmp_path: Path) -> None:
+def test_other_groups_and_their_hosts_are_not_the_fleet(tmp_path: Path) -> None:
+    """An inventory shared with other automation: hosts outside both groups are left alone."""
     text = GOOD + "    workers:\n      hosts:\n        w1:\n"
-    error = load_error(tmp_path, text)
-    assert "unknown group 'workers'" in error.message
-    assert error.line == 19
+    fleet = inventory.load(write(tmp_path, text))
+    assert [h.name for h in fleet.hosts] == ["coordinator", "pi-1", "pi-2"]
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_unknown_group(tmp_path: Path) -> None:
             "'supernodes' group has no hosts",
         ),
         ("- just\n- a list\n", "YAML mapping"),
-        ("all:\n  hosts:\n    pi-1:\n", "no role"),
+        ("all:\n  hosts:\n    pi-1:\n", "exactly one host"),
         ("all:\n  children: [\n", "not valid YAML"),
     ],
 )
@@ -209,3 +209,152 @@ def test_write_refuses_bad_text_and_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(FledgeError):
         inventory.write(tmp_path / "out.yml", text)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_group_and_host_vars_beside_the_inventory_count_as_in_ansible(tmp_path: Path) -> None:
+    """host_vars/coordinator.yml moves the SuperLink's port for fledge as for Ansible."""
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / "coordinator.yml").write_text("superlink_port: 9443\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "supernodes.yml").write_text("ansible_user: admin\n")
+    fleet = inventory.load(write(tmp_path, GOOD))
+    assert fleet.superlink_port == 9443
+    assert fleet.supernodes[0].vars["supernode_superlink_address"] == "192.168.1.10:9443"
+    assert {h.user for h in fleet.supernodes} == {"admin"}
+
+
+def test_a_parent_group_holding_both_groups_works(tmp_path: Path) -> None:
+    text = (
+        "all:\n  children:\n    fleet:\n      vars: {ansible_user: pi}\n      children:\n"
+        "        superlink:\n          hosts:\n            coordinator: {ansible_host: 10.0.0.1}\n"
+        "        supernodes:\n          hosts:\n            pi-1: {ansible_host: 10.0.0.2}\n"
+    )
+    fleet = inventory.load(write(tmp_path, text))
+    assert [(h.name, h.group, h.user) for h in fleet.hosts] == [
+        ("coordinator", "superlink", "pi"),
+        ("pi-1", "supernodes", "pi"),
+    ]
+
+
+def test_fleet_defaults_come_from_the_collection(tmp_path: Path) -> None:
+    fleet = inventory.load(write(tmp_path, GOOD))
+    assert fleet.superlink.vars["fledge_state_dir"] == str(tmp_path / ".fledge")
+    assert fleet.superlink_port == 8000 and fleet.tls
+
+
+def test_a_value_set_in_group_vars_is_reported_there(tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    bad = tmp_path / "group_vars" / "all.yml"
+    bad.write_text("# fleet settings\nfledge_tls: maybe\n")
+    error = load_error(tmp_path, GOOD)
+    assert (error.path, error.line, error.field) == (bad, 2, "fledge_tls")
+
+
+@pytest.mark.parametrize("value", ["n", "no", "false", "off", "0", "False"])
+def test_booleans_read_as_ansible_reads_them(tmp_path: Path, value: str) -> None:
+    """fledge_tls: n is false for Ansible's bool filter, so it is for fledge."""
+    text = GOOD.replace(
+        "    ansible_user: pi\n", f"    ansible_user: pi\n    fledge_tls: {value}\n"
+    )
+    assert not inventory.load(write(tmp_path, text)).tls
+
+
+def test_a_host_named_like_a_group_is_refused(tmp_path: Path) -> None:
+    error = load_error(tmp_path, GOOD.replace("        pi-2:\n", "        superlink:\n"))
+    assert error.host == "superlink" and "name of a group" in error.message
+
+
+def test_extra_sans_must_be_a_list(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "          ansible_host: 192.168.1.10\n",
+        "          ansible_host: 192.168.1.10\n          superlink_tls_extra_sans: coord.lan\n",
+    )
+    error = load_error(tmp_path, text)
+    assert (error.line, error.field) == (9, "superlink_tls_extra_sans")
+    assert "[coord.lan]" in error.fix
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "-o StrictHostKeyChecking=no",
+        "-o \"StrictHostKeyChecking no\"",
+        "-oStrictHostKeyChecking=accept-new",
+        "-o UserKnownHostsFile=/dev/null",
+        "-o Port=22 -o stricthostkeychecking=No",
+    ],
+)
+def test_ssh_options_that_skip_host_key_checks_are_refused(tmp_path: Path, args: str) -> None:
+    text = GOOD.replace(
+        "    ansible_user: pi\n", f"    ansible_user: pi\n    ansible_ssh_common_args: '{args}'\n"
+    )
+    error = load_error(tmp_path, text)
+    assert error.field == "ansible_ssh_common_args" and error.line == 4
+    assert "host key" in error.message
+
+
+def test_host_key_checking_variable_off_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    ansible_user: pi\n", "    ansible_user: pi\n    ansible_host_key_checking: false\n"
+    )
+    assert load_error(tmp_path, text).field == "ansible_host_key_checking"
+
+
+def test_strict_ssh_options_are_fine(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    ansible_user: pi\n",
+        "    ansible_user: pi\n"
+        "    ansible_ssh_common_args: '-o UserKnownHostsFile=/x -o StrictHostKeyChecking=yes'\n",
+    )
+    assert inventory.load(write(tmp_path, text)).superlink.vars["ansible_ssh_common_args"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("ansible_port: 2222", "ansible_port: '²'", "ansible_port"),
+        ("ansible_user: admin", 'ansible_user: "admin\\n"', "ansible_user"),
+    ],
+)
+def test_values_that_look_valid_to_python_but_are_not(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    assert load_error(tmp_path, GOOD.replace(old, new)).field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("all:\n  ? [a, b]\n  : 1\n", "not valid YAML"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "not valid YAML"),
+    ],
+    ids=["list-as-key", "deeply-nested"],
+)
+def test_yaml_that_breaks_parsers_is_an_error(tmp_path: Path, text: str, words: str) -> None:
+    error = load_error(tmp_path, text)
+    assert words in error.message and error.fix
+
+
+def test_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "pis.yml"
+    path.write_bytes(GOOD.encode().replace(b"pi-2.local", b"pi-\xe9.local"))
+    with pytest.raises(FledgeError) as caught:
+        inventory.load(path)
+    assert (caught.value.line, "UTF-8") == (16, "UTF-8") and "UTF-8" in caught.value.message
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "directory"])
+def test_only_a_regular_file_of_sane_size_is_read(tmp_path: Path, special: str) -> None:
+    path = tmp_path if special == "directory" else Path(special)
+    with pytest.raises(FledgeError) as caught:
+        inventory.load(path)
+    assert "not a regular file" in caught.value.message
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.yml"
+    with path.open("wb") as handle:
+        handle.truncate(inventory.MAX_BYTES + 1)
+    with pytest.raises(FledgeError) as caught:
+        inventory.load(path)
+    assert "bytes" in caught.value.message

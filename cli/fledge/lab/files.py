@@ -14,11 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fledge import inventory
 from fledge.addresses import join_host_port
 from fledge.fsutil import PRIVATE_FILE, atomic_write
-from fledge.inventory import STATE_DIR_NAME, HostSpec
+from fledge.inventory import HostSpec
 
 KEY_NAME = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"
 INVENTORY = "inventory.yml"
+# Where provisioning keeps the lab fleet's state (its CA among it): in the
+# lab's directory, so that `fledge lab down` removes it with the rest.
+STATE_DIR = ".fledge"
 LAB_HOST = "127.0.0.1"
 
 
@@ -90,6 +93,7 @@ def inventory_text(
         ),
         "ansible_python_interpreter": "/usr/bin/python3",
         "fledge_lab": lab,
+        "fledge_state_dir": str(directory / STATE_DIR),
         # The lab shows everything: node exporter on every host, Prometheus on
         # the coordinator (loopback there: `fledge lab` users reach it by SSH).
         "fledge_monitoring": True,
@@ -151,7 +155,7 @@ def remove(directory: Path) -> list[Path]:
         if path.exists():
             path.unlink()
             removed.append(path)
-    state = directory / STATE_DIR_NAME
+    state = directory / STATE_DIR
     if state.is_dir():
         shutil.rmtree(state)
         removed.append(state)

@@ -21,10 +21,10 @@ from docker.models.networks import Network
 from docker.types import Mount
 
 from fledge import ssh
+from fledge.ansible_vars import role_defaults
 from fledge.console import err
 from fledge.errors import FledgeError
 from fledge.fsutil import private_dir
-from fledge.inventory import DEFAULT_SUPERLINK_PORT
 from fledge.lab import files, image, node
 from fledge.lab.engine import native_arch
 from fledge.lab.waiting import Waiting
@@ -37,7 +37,6 @@ DIR_LABEL = "io.fledge.lab.dir"
 COORDINATOR = "coordinator"
 DEVICE_PREFIX = "pi-"
 SSH = "22/tcp"
-SUPERLINK = f"{DEFAULT_SUPERLINK_PORT}/tcp"
 # Emulated devices boot several times slower.
 BOOT_TIMEOUT = 120.0
 # Another process may take a free port between our probe and Docker binding it.
@@ -72,7 +71,7 @@ class LabHost:
             arch=container.labels.get(image.ARCH_LABEL),
             image=container.attrs["Config"]["Image"],
             ssh_port=_published(container, SSH),
-            superlink_port=_published(container, SUPERLINK),
+            superlink_port=_published(container, _superlink()),
         )
 
 
@@ -208,6 +207,12 @@ def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
+def _superlink() -> str:
+    """The coordinator's SuperLink port as the fleet's defaults declare it (lab
+    inventories keep the default), published on loopback for the controller."""
+    return f"{role_defaults('common')['superlink_port']}/tcp"
+
+
 def _order(host: str) -> tuple[int, int]:
     device = _DEVICE.match(host)
     return (1, int(device.group(1))) if device else (0, 0)
@@ -314,7 +319,7 @@ def _run(
     # container restarts, and a lab host must survive a reboot like a Pi.
     ports = {SSH: ("127.0.0.1", _free_port())}
     if host == COORDINATOR:
-        ports[SUPERLINK] = ("127.0.0.1", _free_port())
+        ports[_superlink()] = ("127.0.0.1", _free_port())
     try:
         return client.containers.run(
             tag,
@@ -369,7 +374,7 @@ def _grant_access(
             )
         )
     coordinator, *devices = endpoints
-    control_port = _required_port(running[COORDINATOR], SUPERLINK, COORDINATOR)
+    control_port = _required_port(running[COORDINATOR], _superlink(), COORDINATOR)
     path = files.write(lab, directory, coordinator, devices, control_port, fleet_host=COORDINATOR)
     with Waiting("checking SSH logins (host keys checked, sudo -n true)") as waiting:
         for endpoint in endpoints:
