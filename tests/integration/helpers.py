@@ -1,8 +1,10 @@
-"""What the lab tests share: fledge and Ansible run as an operator runs them, SSH to lab hosts.
+"""What the lab tests share: fledge and Ansible run as an operator runs them, SSH to lab hosts,
+and the labs themselves (one shared fleet, see conftest.py).
 
 Everything goes through the installed commands (`fledge`, `ansible-playbook`)
 and real SSH with the lab's known_hosts, never through Docker's back door,
-so the tests see what an operator sees.
+so the tests see what an operator sees. Every process and SSH command has a
+time limit.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from paramiko import SSHClient
@@ -25,9 +29,15 @@ BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 # Playbooks find this checkout's collection (never a copy installed elsewhere).
 COLLECTIONS = REPO / "playbooks" / "collections"
+# Every lab of this run carries it; `fledge lab down --label io.fledge.test`
+# removes what any run left.
+TEST_LABEL = "io.fledge.test"
+RUN_LABEL = f"{TEST_LABEL}={os.getpid()}-{int(time.time())}"
+# Seconds a provisioning of a fresh lab fleet may take, on a loaded machine.
+PROVISION_TIMEOUT = 1200
 
 
-def fledge(*args: object, timeout: float = 2400) -> subprocess.CompletedProcess[str]:
+def fledge(*args: object, timeout: float = PROVISION_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """Run the installed `fledge` command."""
     return subprocess.run(
         [str(BIN / "fledge"), *map(str, args)],
@@ -50,7 +60,7 @@ def ansible_playbook(
     playbook: str | Path,
     *args: str,
     collections: Path | None = COLLECTIONS,
-    timeout: float = 2400,
+    timeout: float = PROVISION_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
     """`ansible-playbook` from the repository root (``playbooks/x.yml``, a file, or a FQCN).
 
@@ -117,11 +127,56 @@ def lab(
     name = f"fledge-{prefix}{os.getpid()}"
     directory = tmp_path_factory.mktemp(prefix) / "lab"
     try:
-        up = fledge("lab", "up", "--nodes", nodes, "--name", name, "--dir", directory)
+        up = fledge(
+            "lab", "up", "--nodes", nodes, "--name", name, "--dir", directory,
+            "--label", RUN_LABEL, timeout=900,
+        )  # fmt: skip
         assert up.returncode == 0, up.stderr[-4000:]
         yield inventory.load(directory / "inventory.yml")
     finally:
-        fledge("lab", "down", "--name", name, "--dir", directory)
+        fledge("lab", "down", "--name", name, "--dir", directory, timeout=300)
+
+
+def remove_labs_of_this_run() -> None:
+    """Whatever this run's fixtures could not remove (an interrupted setup, say)."""
+    fledge("lab", "down", "--label", RUN_LABEL, timeout=300)
+
+
+class SharedFleet:
+    """The lab fleet that most lab tests share: started, dry-run and provisioned once.
+
+    The reports of the dry run on the fresh hosts and of the first
+    provisioning are kept for the tests that check them (test_fleet.py).
+    """
+
+    def __init__(self) -> None:
+        self._lab: Any = None
+        self.inventory: inventory.Inventory | None = None
+        self.dry_run: dict = {}
+        self.first_provisioning: dict = {}
+        self.pki_after_dry_run = True
+
+    def get(self, tmp_path_factory: pytest.TempPathFactory) -> inventory.Inventory:
+        if self.inventory is None:
+            self._lab = lab(tmp_path_factory, "fleet", nodes=2)
+            fleet = self._lab.__enter__()
+            try:
+                self.dry_run = provision(fleet.path, "--check")
+                self.pki_after_dry_run = (fleet.state_dir / "pki").exists()
+                self.first_provisioning = provision(fleet.path)
+            except BaseException:
+                self.close()
+                raise
+            self.inventory = fleet
+        return self.inventory
+
+    def close(self) -> None:
+        if self._lab is not None:
+            lab, self._lab, self.inventory = self._lab, None, None
+            lab.__exit__(None, None, None)
+
+
+shared_fleet = SharedFleet()
 
 
 def login(host: inventory.Host) -> SSHClient:

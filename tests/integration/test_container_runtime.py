@@ -1,22 +1,21 @@
 """The SuperNode's container runtime, for real, next to the systemd runtime.
 
-One lab (a coordinator and two devices): pi-2 runs its SuperNode in a
-container (``supernode_runtime: container`` as a host variable, in a
-``host_vars/pi-2.yml`` beside the lab's inventory), built on the controller
-from the lab's own Debian 12 root file system image (no registry here) and
-the controller's wheelhouse; pi-1 keeps the systemd runtime. Checked: the
-container's lockdown as Docker reports it on the device, both devices
-connected, a second provisioning and a dry run that change nothing, a real
-training run on both runtimes together, and finally pi-2 switched back to
-the systemd runtime with no container or image left behind, then back to a
-container and reset: nothing of fledge left on the device.
+On the shared fleet, pi-2 is switched to the container runtime
+(``supernode_runtime: container`` as a host variable, in a
+``host_vars/pi-2.yml`` beside the lab's inventory) with `fledge provision
+--limit pi-2`: its image is built on the controller from the lab's own Debian
+12 root file system image (no registry here) and the controller's wheelhouse;
+pi-1 keeps the systemd runtime. Checked: the container's lockdown as Docker
+reports it on the device, both devices connected, a second provisioning and
+a dry run that change nothing, a real training run on both runtimes
+together, and finally pi-2 switched back to the systemd runtime with no
+container or image left behind (the fleet as this module found it). A reset
+of a device in a container is in test_lifecycle.py, which runs last.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from fledge import inventory
+from fledge.lab import engine
 from fledge.lab import image as lab_image
 
-from helpers import ansible_playbook, fledge, provision
+from helpers import fledge, provision
 
 pytestmark = pytest.mark.lab
 
@@ -37,9 +38,17 @@ class Lab:
     directory: Path
     client: docker.DockerClient
 
+    @classmethod
+    def of(cls, fleet: inventory.Inventory) -> Lab:
+        return cls(fleet.superlink.vars["fledge_lab"], fleet.path.parent, engine.connect())
+
     @property
     def inventory(self) -> Path:
         return self.directory / "inventory.yml"
+
+    @property
+    def arch(self) -> str:
+        return engine.native_arch(self.client)
 
     def set_runtime(self, host: str, runtime: str) -> None:
         """Host variables beside the inventory, which `fledge lab up` owns and rewrites."""
@@ -49,20 +58,19 @@ class Lab:
             "---\n"
             f"supernode_runtime: {runtime}\n"
             # No registry here: the lab's own Debian 12 root file system is the base.
-            f"supernode_container_base_image: {lab_image.rootfs_tag('amd64')}\n"
+            f"supernode_container_base_image: {lab_image.rootfs_tag(self.arch)}\n"
         )
 
     def run(self, host: str, *command: str) -> str:
         """A command on a lab host as root, through the Docker exec API (not over the network)."""
-        container = self.client.containers.get(f"{self.name}-{host}")
-        code, output = container.exec_run(list(command), demux=False)
-        text = output.decode(errors="replace").strip()
+        code, text = self.probe(host, *command)
         assert code == 0, f"{command} on {host} exited {code}: {text[-2000:]}"
         return text
 
     def probe(self, host: str, *command: str) -> tuple[int, str]:
         container = self.client.containers.get(f"{self.name}-{host}")
-        code, output = container.exec_run(list(command), demux=False)
+        # timeout(1) bounds the command: the exec API has no time limit of its own.
+        code, output = container.exec_run(["timeout", "300", *command], demux=False)
         return code, output.decode(errors="replace").strip()
 
     def node_id(self, host: str) -> str:
@@ -79,26 +87,15 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A coordinator, pi-1 (systemd runtime) and pi-2 (container runtime), provisioned once."""
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:  # a lab test needs an engine: fail, not skip
-        pytest.fail(f"no Docker engine: {exc}")
-    name = f"fledge-crt{os.getpid()}"
-    directory = tmp_path_factory.mktemp("crt") / "lab"
-    try:
-        up = fledge("lab", "up", "--nodes", 2, "--name", name, "--dir", directory)
-        assert up.returncode == 0, up.stderr[-4000:]
-        lab = Lab(name, directory, client)
-        lab.set_runtime("pi-2", "container")
-        first = provision(lab.inventory)
-        assert first["succeeded"] and first["hosts"]["pi-2"]["changed"] > 0
-        yield lab
-    finally:
-        fledge("lab", "down", "--name", name, "--dir", directory)
-        shutil.rmtree(directory, ignore_errors=True)
+def lab(fleet: inventory.Inventory) -> Iterator[Lab]:
+    """The shared fleet with pi-2 switched to the container runtime."""
+    lab = Lab.of(fleet)
+    lab.set_runtime("pi-2", "container")
+    switched = provision(lab.inventory, "--limit", "pi-2")
+    assert switched["succeeded"] and switched["hosts"]["pi-2"]["changed"] > 0
+    yield lab
+    # The last test switched pi-2 back; its host variables go too.
+    (lab.directory / "host_vars" / "pi-2.yml").unlink(missing_ok=True)
 
 
 def test_pi2_supernode_runs_in_a_locked_down_container(lab: Lab) -> None:
@@ -121,8 +118,8 @@ def test_pi2_supernode_runs_in_a_locked_down_container(lab: Lab) -> None:
     }
     # The image came from the controller (no registry), labelled for this device.
     (image,) = json.loads(lab.run("pi-2", "docker", "image", "inspect", info["Config"]["Image"]))
-    assert image["Architecture"] == "amd64"
-    assert image["Config"]["Labels"]["io.fledge.arch"] == "amd64"
+    assert image["Architecture"] == lab.arch
+    assert image["Config"]["Labels"]["io.fledge.arch"] == lab.arch
     # The unit runs the docker client, not as root, and shows the SuperNode's log.
     status = lab.run(
         "pi-2",
@@ -181,18 +178,3 @@ def test_switching_back_to_systemd_leaves_nothing_behind(lab: Lab) -> None:
     result = fledge("round", "nodes", "-i", lab.inventory, "--format", "json")
     online = {n["node_id"] for n in json.loads(result.stdout)["nodes"] if n["status"] == "online"}
     assert lab.node_id("pi-2") in online
-
-
-def test_reset_removes_the_container_runtime(lab: Lab) -> None:
-    """Back to a container (systemd -> container on a provisioned device), then reset."""
-    lab.set_runtime("pi-2", "container")
-    switched = provision(lab.inventory, "--limit", "pi-2")
-    assert switched["hosts"]["pi-2"]["changed"] > 0
-    assert lab.run("pi-2", "docker", "container", "inspect", "--format", "{{.State.Status}}",
-                   "fledge-supernode") == "running"  # fmt: skip
-    reset = ansible_playbook(lab.inventory, "playbooks/reset.yml", "--limit", "pi-2")
-    assert reset.returncode == 0, reset.stdout[-4000:]
-    assert lab.run("pi-2", "docker", "ps", "--all", "--quiet") == ""
-    assert lab.run("pi-2", "docker", "image", "ls", "--quiet", "fledge-supernode") == ""
-    assert lab.probe("pi-2", "systemctl", "cat", "fledge-supernode.service")[0] != 0
-    assert lab.probe("pi-2", "getent", "passwd", "fledge")[0] != 0

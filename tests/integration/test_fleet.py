@@ -1,25 +1,33 @@
 """The whole path, for real: a lab fleet provisioned over SSH and trained on over TLS.
 
-A coordinator and two devices (containers booting systemd, reached over
-real SSH with host keys checked) get a dry run, are provisioned by the real
-collection, provisioned again (nothing may change, with the CLI and without
-it, nor in a dry run of the collection's Galaxy artifact), and then a real
-Flower run on them must complete with an accuracy far above chance.
-Finally the CA's private key must be on no host of the fleet.
+The shared fleet (conftest.py: a coordinator and two devices, containers
+booting systemd, reached over real SSH with host keys checked) got a dry run
+on its fresh hosts and was provisioned by the real collection. Here it is
+provisioned again (nothing may change, with the CLI and without it, nor in
+a dry run of the collection's Galaxy artifact), and then a real Flower run
+on it must complete with an accuracy far above chance. Finally the CA's
+private key must be on no host of the fleet.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fledge import inventory, ssh
 
-from helpers import ansible_playbook, build_and_install, fledge, lab, login, provision, recap
+from helpers import (
+    ansible_playbook,
+    build_and_install,
+    fledge,
+    login,
+    provision,
+    recap,
+    shared_fleet,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -28,17 +36,17 @@ ROUNDS = 3
 MIN_ACCURACY = 0.85
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
-    """A lab of a coordinator and 2 devices, provisioned once; removed afterwards."""
-    with lab(tmp_path_factory, "e2e", nodes=2) as fleet:
-        # A dry run on fresh hosts says what it would do, fails nothing, writes nothing.
-        dry = provision(fleet.path, "--check")
-        assert dry["check"] and dry["succeeded"] and dry["changed"] > 0, dry
-        assert not (fleet.state_dir / "pki").exists()
-        first = provision(fleet.path)
-        assert first["succeeded"] and first["changed"] > 0
-        yield fleet
+def test_a_dry_run_on_fresh_hosts_says_what_it_would_do_and_writes_nothing(
+    fleet: inventory.Inventory,
+) -> None:
+    dry = shared_fleet.dry_run
+    assert dry["check"] and dry["succeeded"] and dry["changed"] > 0, dry
+    assert not shared_fleet.pki_after_dry_run
+
+
+def test_first_provisioning_succeeds(fleet: inventory.Inventory) -> None:
+    first = shared_fleet.first_provisioning
+    assert first["succeeded"] and first["changed"] > 0
 
 
 def test_second_provisioning_changes_nothing(fleet: inventory.Inventory) -> None:

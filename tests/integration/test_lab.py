@@ -21,6 +21,8 @@ from fledge.errors import FledgeError
 from fledge.lab import engine, fleet
 from fledge.main import app
 
+from helpers import RUN_LABEL
+
 pytestmark = pytest.mark.lab
 runner = CliRunner()
 BIN = Path(sys.executable).parent
@@ -49,7 +51,9 @@ def _status(name: str) -> dict:
 
 def test_lab_up_status_ssh_up_again_down(lab: tuple[str, Path]) -> None:
     name, directory = lab
-    code, _, err = fledge("lab", "up", "--nodes", 1, "--name", name, "--dir", directory)
+    code, _, err = fledge(
+        "lab", "up", "--nodes", 1, "--name", name, "--dir", directory, "--label", RUN_LABEL
+    )
     assert code == 0, err
     assert f"fledge provision --inventory {directory / 'inventory.yml'}" in err
 
@@ -72,10 +76,14 @@ def test_lab_up_status_ssh_up_again_down(lab: tuple[str, Path]) -> None:
         with ssh.connect(
             "127.0.0.1", host.port, "pi", directory / "id_ed25519", directory / "known_hosts"
         ) as client:
-            assert ssh.run(client, "sudo -n true") == (0, "", "")
-            assert ssh.run(client, "hostname")[1].strip() == host.name
-            assert ssh.run(client, "getent hosts coordinator")[0] == 0
-            assert ssh.run(client, "systemctl is-system-running") == (0, "running\n", "")
+            assert ssh.run(client, "sudo -n true", timeout=60) == (0, "", "")
+            assert ssh.run(client, "hostname", timeout=60)[1].strip() == host.name
+            assert ssh.run(client, "getent hosts coordinator", timeout=60)[0] == 0
+            assert ssh.run(client, "systemctl is-system-running", timeout=60) == (
+                0,
+                "running\n",
+                "",
+            )
     # ... and an unknown host key is refused, never trusted on first use.
     (directory / "empty_known_hosts").write_text("")
     with pytest.raises(FledgeError, match="host key"):
@@ -95,12 +103,14 @@ def test_lab_up_status_ssh_up_again_down(lab: tuple[str, Path]) -> None:
         check=True,
         capture_output=True,
         env=env,
+        timeout=300,
     )
     ping = subprocess.run(
         [BIN / "ansible", "all", "-i", directory / "inventory.yml", "-m", "ping", "-b"],
         capture_output=True,
         text=True,
         env=env,
+        timeout=300,
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr
 
@@ -108,7 +118,7 @@ def test_lab_up_status_ssh_up_again_down(lab: tuple[str, Path]) -> None:
     client = engine.connect()
     ids = {h: c.id for h, c in fleet.containers(client, name).items()}
     kept = {f: (directory / f).read_bytes() for f in ("id_ed25519", "known_hosts", "inventory.yml")}
-    code, _, err = fledge("lab", "up", "--nodes", 1, "--name", name)
+    code, _, err = fledge("lab", "up", "--nodes", 1, "--name", name, "--label", RUN_LABEL)
     assert code == 0, err
     assert {h: c.id for h, c in fleet.containers(client, name).items()} == ids
     assert {f: (directory / f).read_bytes() for f in kept} == kept

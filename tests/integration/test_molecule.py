@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import BIN, REPO
 
@@ -27,7 +28,7 @@ SCENARIOS = sorted(path.parent.name for path in (REPO / "molecule").glob("*/mole
 CI_SCENARIOS = ("base", "docker", "flower", "superlink", "supernode")
 # Emulated arm64 runs everything several times slower.
 TIMEOUTS = {"arm64": 7200}
-DEFAULT_TIMEOUT = 2400
+DEFAULT_TIMEOUT = 1800
 
 
 def _selected(wanted: str) -> set[str]:
@@ -53,9 +54,28 @@ def test_ci_scenarios_exist() -> None:
     assert set(CI_SCENARIOS) <= set(SCENARIOS)
 
 
+def _remove_lab(ephemeral: Path) -> None:
+    """The lab that the scenario's create step recorded, if it is still there."""
+    record = ephemeral / "lab.yml"
+    if record.is_file():
+        name = yaml.safe_load(record.read_text())["lab_name"]
+        subprocess.run(
+            [str(BIN / "fledge"), "lab", "down", "--name", name, "--dir", str(ephemeral / "lab")],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
+
 @pytest.mark.lab
 @pytest.mark.molecule
-@pytest.mark.parametrize("scenario", sorted(SELECTED))
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(s, marks=pytest.mark.timeout(TIMEOUTS.get(s, DEFAULT_TIMEOUT) + 300))
+        for s in sorted(SELECTED)
+    ],
+)
 def test_scenario(scenario: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -75,15 +95,19 @@ def test_scenario(scenario: str, tmp_path: Path) -> None:
         scenario,
     ]
     started = time.monotonic()
-    result = subprocess.run(
-        command,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUTS.get(scenario, DEFAULT_TIMEOUT),
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            command,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUTS.get(scenario, DEFAULT_TIMEOUT),
+            check=False,
+        )
+    finally:
+        # Molecule's own destroy step does not run when it is interrupted or killed.
+        _remove_lab(tmp_path / "molecule")
     print(f"molecule test -s {scenario}: {time.monotonic() - started:.0f} s")  # pytest -s shows it
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]

@@ -1,9 +1,9 @@
 """Monitoring on a lab fleet: a real Prometheus on the coordinator scrapes real devices.
 
-A coordinator and two devices are provisioned (`fledge provision`), which
-deploys monitoring with Prometheus on the coordinator, as lab inventories ask.
+The shared fleet is provisioned (`fledge provision`), which deploys
+monitoring with Prometheus on the coordinator, as lab inventories ask.
 Prometheus, asked over its HTTP API on the coordinator, must report every
-device's node exporter up, its SuperNode running and Flower 1.42.0; a
+device's node exporter up, its SuperNode running and the fleet's Flower; a
 stopped SuperNode must show as 0 within a timer period and a scrape. The
 collection's monitoring playbook then changes nothing, nor in check mode; the
 Grafana dashboard may only use metrics that this Prometheus has.
@@ -15,15 +15,16 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import fledge
 from fledge import inventory, ssh
 
-from helpers import REPO, ansible_playbook, lab, login, provision, recap
+from helpers import REPO, ansible_playbook, login, recap
 
 pytestmark = pytest.mark.lab
 
@@ -93,15 +94,6 @@ def values(fleet: inventory.Inventory, query: str) -> dict[str, str]:
     return {i: s["value"][1] for i, s in by_instance(fleet, query).items()}
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inventory]:
-    """A provisioned lab of a coordinator and 2 devices, monitored; removed afterwards."""
-    with lab(tmp_path_factory, "mon", nodes=2) as fleet:
-        # Lab inventories turn fledge_monitoring on: provisioning deploys it.
-        provision(fleet.path)
-        yield fleet
-
-
 def test_prometheus_scrapes_every_device(fleet: inventory.Inventory) -> None:
     wanted = {h: "1" for h in HOSTS}
     assert wait_for(lambda: values(fleet, 'up{job="fledge"}') == wanted or None)
@@ -121,16 +113,17 @@ def test_prometheus_scrapes_every_device(fleet: inventory.Inventory) -> None:
         "coordinator": "1"
     }
     info = by_instance(fleet, 'fledge_info{job="fledge"}')
-    assert {i: s["metric"]["flwr_version"] for i, s in info.items()} == {h: "1.42.0" for h in HOSTS}
-    assert {s["metric"]["fledge_version"] for s in info.values()} == {"0.1.0"}
+    flower = fleet.superlink.vars["flower_version"]
+    assert {i: s["metric"]["flwr_version"] for i, s in info.items()} == dict.fromkeys(HOSTS, flower)
+    assert {s["metric"]["fledge_version"] for s in info.values()} == {fledge.__version__}
     # The fleet CA (everywhere) and the SuperLink's certificate expire in the future.
     expiry = prometheus(fleet, "query", 'fledge_certificate_expiry_seconds{job="fledge"} - time()')[
         "result"
     ]
     paths = sorted((s["metric"]["instance"], s["metric"]["path"]) for s in expiry)
+    tls = fleet.superlink.vars["_common_tls_dir"]
     assert paths == sorted(
-        [(h, "/etc/fledge/tls/ca.crt") for h in HOSTS]
-        + [("coordinator", "/etc/fledge/tls/superlink.crt")]
+        [(h, f"{tls}/ca.crt") for h in HOSTS] + [("coordinator", f"{tls}/superlink.crt")]
     )
     assert all(float(s["value"][1]) > 86400 for s in expiry)
 
@@ -203,12 +196,13 @@ def test_footprint_on_a_device(fleet: inventory.Inventory) -> None:
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
+    paths = fleet.supernodes[0].vars
     command = shlex.join(
         [
             "sudo", "python3", "-c", measure,
-            "/opt/fledge/venv/bin/python", "/opt/fledge/bin/fledge-metrics",
-            "--output", "/tmp/fledge-footprint.prom", "--fledge-version", "0.1.0",
-            "--unit", "fledge-supernode", "--certificate", "/etc/fledge/tls/ca.crt",
+            f"{paths['_common_venv']}/bin/python", f"{paths['_common_bin_dir']}/fledge-metrics",
+            "--output", "/tmp/fledge-footprint.prom", "--fledge-version", fledge.__version__,
+            "--unit", "fledge-supernode", "--certificate", paths["_common_ca_cert"],
         ]
     )  # fmt: skip
     status, out, err = sh(fleet, "pi-1", command)

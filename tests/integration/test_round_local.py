@@ -217,3 +217,32 @@ def test_nodes_lists_both_devices(fleet: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert (doc["devices"], doc["online"]) == (2, 2)
+
+
+GATED_APP = Path(__file__).resolve().parents[1] / "apps" / "gated"
+
+
+def test_stop_ends_a_run_in_progress(fleet: Path) -> None:
+    """`fledge round stop` on a real SuperLink: the run, held at its gate, ends stopped."""
+    started = subprocess.Popen(
+        [sys.executable, "-m", "fledge", "round", "start", "-i", str(fleet),
+         "--app", str(GATED_APP), "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        run_id = None
+        deadline = time.monotonic() + START_TIMEOUT
+        while run_id is None and time.monotonic() < deadline:
+            listed = fledge("round", "list", "-i", fleet, "--format", "json")
+            running = [r for r in json.loads(listed.stdout)["runs"] if r["status"] == "running"]
+            run_id = running[0]["run_id"] if running else None
+            time.sleep(1)
+        assert run_id, "the gated run never reached 'running'"
+        stopped = fledge("round", "stop", run_id, "-i", fleet)
+        assert stopped.returncode == 0, stopped.stderr
+        out, err = started.communicate(timeout=120)
+    finally:
+        started.kill()
+    assert started.returncode == 1, err
+    doc = json.loads(out)
+    assert (doc["run_id"], doc["status"]) == (run_id, "finished:stopped")

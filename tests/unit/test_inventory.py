@@ -278,7 +278,7 @@ def test_extra_sans_must_be_a_list(tmp_path: Path) -> None:
     "args",
     [
         "-o StrictHostKeyChecking=no",
-        "-o \"StrictHostKeyChecking no\"",
+        '-o "StrictHostKeyChecking no"',
         "-oStrictHostKeyChecking=accept-new",
         "-o UserKnownHostsFile=/dev/null",
         "-o Port=22 -o stricthostkeychecking=No",

@@ -8,6 +8,7 @@ from the exit code of a flwr command; `fledge round start` exits 0 only for
 from __future__ import annotations
 
 import time
+import tomllib
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -109,6 +110,16 @@ def start(
             "Default: every device in the inventory.",
         ),
     ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="KEY=VALUE",
+            help="A value of the app's run config (repeat); VALUE in TOML, e.g. lr=0.1 "
+            "or name='a b'. The key must be one the app declares.",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Stop the run after this many seconds.")
     ] = DEFAULT_TIMEOUT,
@@ -118,7 +129,7 @@ def start(
     fleet, flower = _connect(inventory_path)
     flwr_app: Traversable = app_dir if app_dir is not None else default_app()
     needed = min_nodes if min_nodes is not None else len(fleet.supernodes)
-    overrides, total_rounds = _run_config(flwr_app, rounds, needed)
+    overrides, total_rounds = _run_config(flwr_app, rounds, needed, config or [])
     _require_online(flower, needed, fleet, explicit=min_nodes is not None)
     run_id = flower.start_run(flwr_app, overrides)
     err.print(f"Started run [bold]{run_id}[/] ({escape(_describe(overrides))})")
@@ -131,7 +142,7 @@ def start(
 
 
 def _run_config(
-    flwr_app: Traversable, rounds: int | None, min_nodes: int
+    flwr_app: Traversable, rounds: int | None, min_nodes: int, values: list[str]
 ) -> tuple[dict[str, Any], int | None]:
     """Run-config overrides for the keys the app declares, and the rounds to expect.
 
@@ -141,6 +152,17 @@ def _run_config(
     """
     config = read_app_config(flwr_app)
     overrides: dict[str, Any] = {}
+    for item in values:
+        key, value = _config_item(item)
+        if key not in config:
+            raise FledgeError(
+                f"--config {item}: the app declares no '{key}' in its run config",
+                path=str(flwr_app / "pyproject.toml"),
+                field=key,
+                fix=f"use one of {', '.join(sorted(config)) or '(none)'}, or add '{key}' "
+                "to [tool.flwr.app.config]",
+            )
+        overrides[key] = value
     if rounds is not None:
         if ROUNDS_KEY not in config:
             raise FledgeError(
@@ -155,6 +177,19 @@ def _run_config(
         overrides[MIN_NODES_KEY] = min_nodes
     total = overrides.get(ROUNDS_KEY, config.get(ROUNDS_KEY))
     return overrides, total if isinstance(total, int) else None
+
+
+def _config_item(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE in TOML, as flwr reads it; a bare word is a string."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise FledgeError(
+            f"--config {item!r} is not KEY=VALUE", fix="write it as --config KEY=VALUE"
+        )
+    try:
+        return key.strip(), tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), text
 
 
 def _require_online(

@@ -27,6 +27,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 
+from ansible_collections.fledge.edge.plugins.plugin_utils import cache
 from ansible_collections.fledge.edge.plugins.plugin_utils.container_image import (
     DEFAULT_UID,
     PLATFORMS,
@@ -123,7 +124,7 @@ def builder_env() -> dict:
 
 
 def build(archive: Path, tag: str, args: dict, digest: str) -> dict:
-    """Build the image, save it, fix its architecture label, store it as ``archive``."""
+    """Build the image, save it, fix its architecture label, write it to ``archive``."""
     started = time.monotonic()
     ensure_base(args["base_image"], args["arch"])
     with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".build-") as tmp:
@@ -145,9 +146,7 @@ def build(archive: Path, tag: str, args: dict, digest: str) -> dict:
         built = time.monotonic()
         saved = Path(tmp) / "image.tar"
         docker("save", "--output", str(saved), tag, timeout=BUILD_TIMEOUT)
-        partial = Path(tmp) / "archive.tar.gz"
-        fixed = relabel(str(saved), str(partial), args["arch"])
-        os.replace(partial, archive)
+        fixed = relabel(str(saved), str(archive), args["arch"])
     return {
         "build_seconds": round(built - started, 1),
         "save_seconds": round(time.monotonic() - built, 1),
@@ -168,7 +167,7 @@ class ActionModule(ControllerAction):
         tag = image_tag(args["repository"], args["arch"], digest)
         archive = dest / archive_name(args["repository"], args["arch"], digest)
         result.update(image=tag, archive=str(archive), digest=digest, built=False)
-        if archive.exists():
+        if cache.present(archive):
             result["changed"] = False
             return result
         if self._task.check_mode:
@@ -177,12 +176,15 @@ class ActionModule(ControllerAction):
         if not wheelhouse.is_file():
             raise AnsibleActionFail(f"the wheelhouse archive {wheelhouse} does not exist")
         dest.mkdir(parents=True, exist_ok=True)
+
+        def make(path: Path) -> None:
+            result.update(build(path, tag, args, digest), built=True)
+
         # One build at a time on this controller: hosts that share this recipe
-        # wait here and then find its archive; other recipes wait their turn
-        # (builds use the CPU fully, and may retag a multi-arch base image).
+        # wait in the cache and then find its archive; other recipes wait their
+        # turn here (builds use the CPU fully, and may retag a multi-arch base).
         with open(dest / ".build.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not archive.exists():
-                result.update(build(archive, tag, args, digest), built=True)
+            cache.ensure(archive, make)
         result["changed"] = result["built"]
         return result

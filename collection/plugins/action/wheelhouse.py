@@ -5,14 +5,16 @@
 Runs entirely on the controller: ``pip download`` with explicit platform
 tags fetches the wheels a host needs without that host ever reaching the
 package index, and a tar archive per platform travels to the hosts as one
-file. An archive that exists is never rebuilt: its name is a digest of the
-requirements and the platform, so a change of either makes a new one.
+file. The archives live in the controller's cache (``plugin_utils/cache``),
+shared by all its fleets: an archive's name is a digest of the requirements
+and the platform, so a fleet (or a lab rebuilt) that needs the same wheels
+downloads nothing, and a change of either makes a new one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
@@ -22,6 +24,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 
+from ansible_collections.fledge.edge.plugins.plugin_utils import cache
 from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -49,7 +52,8 @@ def archive_name(requirements: list[str], platform: dict) -> str:
     return f"{platform['arch']}-py{platform['python']}-glibc{platform['glibc']}-{digest}.tar"
 
 
-def build(archive: Path, requirements: list[str], platform: dict, pip_args: list[str]) -> None:
+def build(archive: Path, *, requirements: list[str], platform: dict, pip_args: list[str]) -> None:
+    """Download the wheels and pack them into ``archive``."""
     python = "".join(platform["python"].split(".")[:2])
     with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
         wheels = Path(tmp) / "wheels"
@@ -83,11 +87,9 @@ def build(archive: Path, requirements: list[str], platform: dict, pip_args: list
             )
         # The requirements file doubles as the marker that unpacking finished.
         (wheels / "requirements.txt").write_text("\n".join(requirements) + "\n")
-        partial = Path(tmp) / "archive.tar"
-        with tarfile.open(partial, "w") as tar:
+        with tarfile.open(archive, "w") as tar:
             for path in sorted(wheels.iterdir()):
                 tar.add(path, arcname=path.name)
-        os.replace(partial, archive)
 
 
 class ActionModule(ControllerAction):
@@ -99,7 +101,9 @@ class ActionModule(ControllerAction):
         hostvars = task_vars["hostvars"]
         dest = Path(args["dest"])
 
-        archives, built = {}, []
+        archives: dict[str, str] = {}
+        built: list[str] = []
+        cached: list[str] = []
         for host in args["hosts"]:
             platform = hostvars[host].get("fledge_platform")
             if not platform:
@@ -110,12 +114,21 @@ class ActionModule(ControllerAction):
             platform["python"] = ".".join(platform["python"].split(".")[:2])
             archive = dest / archive_name(args["requirements"], platform)
             archives[host] = str(archive)
-            if archive.exists() or archive.name in built:
+            if archive.name in built or archive.name in cached:
                 continue
-            built.append(archive.name)
-            if not self._task.check_mode:
-                dest.mkdir(parents=True, exist_ok=True)
-                build(archive, args["requirements"], platform, args["pip_args"])
+            if self._task.check_mode:
+                (cached if cache.present(archive) else built).append(archive.name)
+                continue
+            made = cache.ensure(
+                archive,
+                functools.partial(
+                    build,
+                    requirements=args["requirements"],
+                    platform=platform,
+                    pip_args=args["pip_args"],
+                ),
+            )
+            (built if made else cached).append(archive.name)
 
-        result.update(changed=bool(built), archives=archives, built=built)
+        result.update(changed=bool(built), archives=archives, built=built, cached=cached)
         return result

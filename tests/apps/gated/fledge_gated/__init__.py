@@ -1,0 +1,1 @@
+"""A Flower app for tests: training waits at a gate the test opens."""
