@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from fledge import addresses, inventory
 from fledge.commands import certs
+from fledge.fsutil import PRIVATE_FILE, atomic_write
 from fledge.main import app
 
 runner = CliRunner()
@@ -38,6 +42,177 @@ def write_inventory(path: Path, superlink_vars: str = "") -> Path:
         "    supernodes:\n      hosts:\n        pi-1: {ansible_host: 10.0.0.21}\n"
     )
     return path
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- inventory generate --hosts-file: what spreadsheets write ------------------
+
+HEADER = "role,name,address,user,port\n"
+COORDINATOR = "superlink,coordinator,10.0.0.1,,\n"
+
+
+def generate_from(tmp_path: Path, data: bytes) -> tuple:
+    hosts = tmp_path / "hosts.csv"
+    hosts.write_bytes(data)
+    out = tmp_path / "inv.yml"
+    return fledge("inventory", "generate", "--hosts-file", hosts, "-o", out), hosts, out
+
+
+def test_excel_byte_order_mark_is_read(tmp_path: Path) -> None:
+    text = HEADER + COORDINATOR + "supernode,pi-1,10.0.0.21,pi,2222\n"
+    result, _, out = generate_from(tmp_path, b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    assert result.exit_code == 0, result.output
+    (device,) = inventory.load(out).supernodes
+    assert (device.name, device.user, device.port) == ("pi-1", "pi", 2222)
+
+
+def test_a_csv_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    latin1 = (HEADER + COORDINATOR + "supernode,caf\xe9,10.0.0.21,,\n").encode("latin-1")
+    result, hosts, out = generate_from(tmp_path, latin1)
+    assert failed(result, f"{hosts}:3", "not UTF-8", "CSV UTF-8")
+    assert not out.exists()
+
+
+def test_a_row_with_too_few_columns_names_file_and_line(tmp_path: Path) -> None:
+    # The address is missing: without the check, 'pi' would become the address.
+    data = HEADER + COORDINATOR + "\nsupernode,pi-1,pi,2222\n"
+    result, hosts, out = generate_from(tmp_path, data.encode())
+    assert failed(result, f"{hosts}:4", "4 fields", "header has 5", "fix:")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "lines"),
+    [
+        ("supernode,pi-1,10.0.0.21,,\nsupernode,pi-1,10.0.0.22,,\n", (3, 4)),
+        ("supernode,coordinator,10.0.0.21,,\n", (2, 3)),
+    ],
+)
+def test_a_name_given_twice_in_the_csv_names_both_lines(
+    tmp_path: Path, rows: str, lines: tuple[int, int]
+) -> None:
+    result, hosts, out = generate_from(tmp_path, (HEADER + COORDINATOR + rows).encode())
+    first, second = lines
+    assert failed(result, "given twice", f"hosts.csv:{first} and", f"{hosts}:{second}", "name")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("devices", "words"),
+    [
+        (["pi-1=10.0.0.21", "pi-1=10.0.0.22"], ("--device 'pi-1=10.0.0.21' and", "10.0.0.22")),
+        (["c=10.0.0.21"], ("--superlink 'c=10.0.0.1' and --device 'c=10.0.0.21'",)),
+    ],
+)
+def test_a_name_given_twice_in_options_names_both(
+    tmp_path: Path, devices: list[str], words: tuple[str, ...]
+) -> None:
+    out = tmp_path / "inv.yml"
+    args = [a for d in devices for a in ("-d", d)]
+    result = fledge("inventory", "generate", "-s", "c=10.0.0.1", *args, "-o", out)
+    assert failed(result, "given twice", *words)
+    assert not out.exists()
+
+
+def test_a_superscript_port_in_the_csv(tmp_path: Path) -> None:
+    result, hosts, out = generate_from(
+        tmp_path, (HEADER + COORDINATOR + "supernode,pi-1,10.0.0.21,,\u00b2\n").encode()
+    )
+    assert failed(result, f"{hosts}:3", "field 'port'", "'²' is not a port number", "fix:")
+    assert not out.exists()
+
+
+def test_a_superscript_port_in_an_option(tmp_path: Path) -> None:
+    out = tmp_path / "inv.yml"
+    result = fledge("inventory", "generate", "-s", "c=10.0.0.1", "-d", "d=10.0.0.2:²", "-o", out)
+    assert failed(result, "'²' is not a port number", "fix:")
+    assert not out.exists()
+    with pytest.raises(ValueError, match="not a port number"):
+        addresses.split_host_port("host:²")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-d", "pi-1\n=10.0.0.2"], ("'pi-1\\n' is not a usable host name",)),
+        (["-d", "pi-1=pi\n@10.0.0.2"], ("'pi\\n' is not a valid Linux user name",)),
+        (["-d", "pi-1=10.0.0.2", "-u", "pi\n"], ("field '--user'", "'pi\\n'")),
+        (["-d", "pi-1=pi-1.lan\n"], ("not an IP address or host name",)),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_name(
+    tmp_path: Path, args: list[str], words: tuple[str, ...]
+) -> None:
+    out = tmp_path / "inv.yml"
+    result = fledge("inventory", "generate", "-s", "c=10.0.0.1", *args, "-o", out)
+    assert failed(result, *words)
+    assert not out.exists()
+
+
+def test_address_checks_reject_a_trailing_newline() -> None:
+    assert addresses.is_valid_address("pi-1") and not addresses.is_valid_address("pi-1\n")
+    assert addresses.is_host_name("pi-1") and not addresses.is_host_name("pi-1\n")
+    assert addresses.is_user_name("pi") and not addresses.is_user_name("pi\n")
+
+
+def test_bad_csv_fields_name_the_line_not_the_inventory(tmp_path: Path) -> None:
+    result, hosts, out = generate_from(
+        tmp_path, (HEADER + COORDINATOR + "supernode,pi 1,10.0.0.21,,\n").encode()
+    )
+    assert failed(result, f"{hosts}:3", "field 'name'", "not a usable host name")
+    assert str(out) not in result.stderr
+
+
+# --- inventory generate -o: where it writes --------------------------------------
+
+
+def generate_to(out: Path, *more: str):
+    return fledge("inventory", "generate", "-s", "c=10.0.0.1", "-d", "d=10.0.0.2", "-o", out, *more)
+
+
+def test_a_missing_output_directory_is_not_created(tmp_path: Path) -> None:
+    out = tmp_path / "typo" / "inv.yml"
+    result = generate_to(out)
+    assert failed(result, "no directory", "field '--output'", "mkdir -p")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_an_unwritable_output_directory_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "inv.yml"
+    out.write_text("old\n")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system", str(tmp_path / ".inv.yml.x1y2"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    result = generate_to(out, "--force")
+    assert failed(result, f"{out}: Read-only file system", "writable")
+    assert ".x1y2" not in result.stderr  # the file being written, not its temporary twin
+    assert out.read_text() == "old\n"
+
+
+def test_force_keeps_a_private_inventory_private(tmp_path: Path) -> None:
+    out = tmp_path / "inv.yml"
+    assert generate_to(out).exit_code == 0
+    assert mode(out) == 0o644
+    out.chmod(0o600)
+    assert generate_to(out, "--force").exit_code == 0
+    assert mode(out) == 0o600
+
+
+def test_atomic_write_keeps_the_mode_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    atomic_write(path, "a")
+    path.chmod(0o640)
+    atomic_write(path, "b")
+    assert mode(path) == 0o640 and path.read_text() == "b"
+    atomic_write(path, "c", PRIVATE_FILE)
+    assert mode(path) == 0o600
 
 
 # --- errors as JSON on stdout (--format json) ----------------------------------
