@@ -131,7 +131,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     # The certificate names what provisioning would put in it (loopback included).
     fleet = inventory.load(path)
-    pki = ensure_server_cert(fleet.state_dir / "pki", "superlink", fleet.superlink_sans)
+    pki = ensure_server_cert(fleet.state_dir / "pki", fleet.superlink.name, fleet.superlink_sans)
     data = write_partitions(fleet.state_dir / "data", DEVICES).paths
     daemons = Daemons(root)
     try:

@@ -267,6 +267,76 @@ def test_permission_denied_names_the_path_and_the_fix(
     assert failed(result, "Permission denied", str(tmp_path / ".fledge"), "fix:")
 
 
+# --- certificates --------------------------------------------------------------
+
+
+def pki_of(inv: Path) -> Path:
+    return inv.parent / ".fledge" / "pki"
+
+
+def test_a_superlink_named_ca_leaves_the_ca_alone(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yml"
+    made = fledge("inventory", "generate", "-s", "ca=10.0.0.1", "-d", "d=10.0.0.2", "-o", inv)
+    assert made.exit_code == 0, made.output
+    result = fledge("certs", "init", "-i", inv, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ca"]["subject"] == "CN=fledge fleet CA" and doc["superlink"]["issued_by_ca"]
+    assert doc["superlink"]["path"] == str(pki_of(inv) / "superlink.crt")
+
+
+def test_an_extra_san_that_is_no_name_writes_nothing(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inv.yml", "superlink_tls_extra_sans: ['bad name!']")
+    result = fledge("certs", "init", "-i", inv)
+    assert failed(result, "field 'superlink_tls_extra_sans'", "'bad name!'", "fix:")
+    assert not (tmp_path / ".fledge").exists()
+
+
+def test_show_names_a_corrupt_superlink_certificate(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inv.yml")
+    assert fledge("certs", "init", "-i", inv).exit_code == 0
+    cert = pki_of(inv) / "superlink.crt"
+    cert.write_text("garbage")
+    result = fledge("certs", "show", "-i", inv)
+    assert failed(result, str(cert), "cannot read", "fledge certs init")
+
+
+def test_init_reissues_a_corrupt_superlink_certificate(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inv.yml")
+    assert fledge("certs", "init", "-i", inv).exit_code == 0
+    cert = pki_of(inv) / "superlink.crt"
+    cert.write_text("garbage")
+    result = fledge("certs", "init", "-i", inv)
+    assert result.exit_code == 0, result.output
+    assert "Issued the SuperLink's certificate (unreadable)" in result.stderr
+    assert cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("name", ["ca.crt", "ca.key"])
+def test_a_corrupt_ca_is_named_not_replaced(tmp_path: Path, name: str) -> None:
+    inv = write_inventory(tmp_path / "inv.yml")
+    assert fledge("certs", "init", "-i", inv).exit_code == 0
+    (pki_of(inv) / name).write_text("garbage")
+    for command in ("show", "init"):
+        result = fledge("certs", command, "-i", inv)
+        assert failed(result, str(pki_of(inv) / name), "cannot read", "backup")
+    assert (pki_of(inv) / name).read_text() == "garbage"
+
+
+def test_force_keeps_the_replaced_ca(tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inv.yml")
+    assert fledge("certs", "init", "-i", inv).exit_code == 0
+    old_key = (pki_of(inv) / "ca.key").read_bytes()
+    result = fledge("certs", "init", "-i", inv, "--force", "--format", "json")
+    assert result.exit_code == 0, result.output
+    kept = Path(json.loads(result.stdout)["replaced_ca"])
+    assert kept.parent == pki_of(inv) / "replaced"
+    assert (kept / "ca.key").read_bytes() == old_key != (pki_of(inv) / "ca.key").read_bytes()
+    assert mode(kept) == 0o700 and mode(kept / "ca.key") == 0o600
+    assert "to undo" in result.stderr and kept.name in result.stderr
+    assert "replaced" in fledge("certs", "init", "--help").stdout
+
+
 # --- text output: what rich would misread ----------------------------------------
 
 
