@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fledge.errors import FledgeError
-from fledge.fsutil import PRIVATE_FILE, atomic_write, private_dir
+from fledge.fsutil import PRIVATE_FILE, atomic_write, open_state_dir, private_dir
 from fledge.inventory import Inventory
 
 CONNECTION = "fledge"
@@ -408,7 +408,7 @@ class Flower:
                     path=ca,
                     fix=f"run `fledge provision -i {inventory.path}` first; it creates the CA",
                 )
-        home = private_dir(state_dir / FLWR_HOME_NAME)
+        home = private_dir(open_state_dir(state_dir) / FLWR_HOME_NAME)
         # The file names the CA the CLI trusts: private, and never half-written.
         atomic_write(
             home / CONFIG_FILE, connection_toml(inventory.control_address, ca), PRIVATE_FILE

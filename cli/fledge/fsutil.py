@@ -1,12 +1,14 @@
-"""Files: text that must be UTF-8, and writes that never leave a half-written file behind.
+"""Files: text that must be UTF-8, the state dir, writes that never leave a half-written file.
 
-The writes are the collection's (its files module): its controller-side code
-writes the fleet's keys and certificates with the same functions the CLI uses.
+The writes and private directories are the collection's (its files module):
+its controller-side code writes the fleet's keys and certificates with the
+same functions the CLI uses.
 """
 
 from __future__ import annotations
 
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from ansible_collections.fledge.edge.plugins.plugin_utils.files import (
     PRIVATE_DIR,
@@ -16,7 +18,22 @@ from ansible_collections.fledge.edge.plugins.plugin_utils.files import (
 )
 from fledge.errors import FledgeError
 
-__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "atomic_write", "private_dir", "read_utf8"]
+__all__ = [
+    "PRIVATE_DIR",
+    "PRIVATE_FILE",
+    "atomic_write",
+    "open_state_dir",
+    "private_dir",
+    "read_utf8",
+]
+
+
+def open_state_dir(path: Path) -> Path:
+    """The fleet's state dir on the controller, which holds the CA key (see private_dir).
+
+    Created 0700, or refused when others may write to it (fledge_state_dir: /tmp).
+    """
+    return private_dir(path, field="fledge_state_dir")
 
 
 def read_utf8(path: Traversable, *, fix: str) -> str:

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from fledge import addresses, inventory
 from fledge.commands import certs
-from fledge.fsutil import PRIVATE_FILE, atomic_write
+from fledge.commands import provision as provision_cmd
+from fledge.errors import FledgeError
+from fledge.fsutil import PRIVATE_FILE, atomic_write, private_dir
 from fledge.main import app
 
 runner = CliRunner()
@@ -265,6 +267,61 @@ def test_permission_denied_names_the_path_and_the_fix(
     inv = write_inventory(tmp_path / "inv.yml")
     result = fledge("certs", "init", "-i", inv)
     assert failed(result, "Permission denied", str(tmp_path / ".fledge"), "fix:")
+
+
+# --- the state dir, which holds the CA key ---------------------------------------
+
+
+@pytest.mark.parametrize("shared_mode", [0o777, 0o1777, 0o775], ids=oct)
+def test_a_state_dir_others_may_write_is_refused(tmp_path: Path, shared_mode: int) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(shared_mode)
+    inv = write_inventory(tmp_path / "inv.yml", f"fledge_state_dir: {shared}")
+    result = fledge("certs", "init", "-i", inv)
+    assert failed(
+        result, str(shared), "field 'fledge_state_dir'", "other users may write", "chmod 700"
+    )
+    assert mode(shared) == shared_mode  # not silently chmodded
+    assert list(shared.iterdir()) == []
+
+
+def test_provision_refuses_a_shared_state_dir_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    inv = write_inventory(tmp_path / "inv.yml", f"fledge_state_dir: {shared}")
+    monkeypatch.setattr(provision_cmd, "run_playbook", lambda *a, **k: pytest.fail("ran"))
+    assert failed(fledge("provision", "-i", inv), "field 'fledge_state_dir'")
+
+
+def test_a_state_dir_only_its_owner_can_write_is_used(tmp_path: Path) -> None:
+    own = tmp_path / "own"
+    own.mkdir()
+    own.chmod(0o755)
+    inv = write_inventory(tmp_path / "inv.yml", f"fledge_state_dir: {own}")
+    result = fledge("certs", "init", "-i", inv)
+    assert result.exit_code == 0, result.output
+    assert mode(own) == 0o700 and (own / "pki" / "ca.key").exists()
+
+
+def test_directories_fledge_creates_are_private_from_the_start(tmp_path: Path) -> None:
+    state = tmp_path / "a" / "b" / "state"
+    inv = write_inventory(tmp_path / "inv.yml", f"fledge_state_dir: {state}")
+    assert fledge("certs", "init", "-i", inv).exit_code == 0
+    assert [mode(d) for d in (tmp_path / "a", tmp_path / "a" / "b", state)] == [0o700] * 3
+    assert fledge("certs", "init", "-i", inv).exit_code == 0  # and fine the next time
+
+
+def test_private_dir_refuses_a_shared_directory(tmp_path: Path) -> None:
+    tmp_path.chmod(0o1777)
+    with pytest.raises(FledgeError) as caught:
+        private_dir(tmp_path)
+    assert caught.value.path == tmp_path and "1777" in caught.value.message
+    assert mode(tmp_path) == 0o1777
+    tmp_path.chmod(0o700)
 
 
 # --- certificates --------------------------------------------------------------

@@ -21,7 +21,7 @@ from fledge.console import (
     handle_errors,
     print_json,
 )
-from fledge.fsutil import private_dir
+from fledge.fsutil import open_state_dir
 
 app = typer.Typer(
     help="The fleet's certificate authority and TLS certificates.", no_args_is_help=True
@@ -87,7 +87,7 @@ def init(
     """
     fleet = inventory.load(inventory_path)
     sans = fleet.superlink_sans  # checked before anything is written
-    pki_dir = private_dir(fleet.state_dir) / "pki"
+    pki_dir = open_state_dir(fleet.state_dir) / "pki"
     shown = escape(display_path(pki_dir))
     replaced = None
     if pki.has_ca(pki_dir) and not force:

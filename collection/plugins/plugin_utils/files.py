@@ -1,6 +1,6 @@
 # Copyright: fledge maintainers
 # Apache License 2.0 (see LICENSE)
-"""File writes that never leave a half-written file behind."""
+"""File writes that never leave a half-written file behind, and private directories."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+
+from ansible_collections.fledge.edge.plugins.plugin_utils.errors import FledgeError
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -52,9 +54,37 @@ def _mode_of(path: Path, default: int) -> int:
         return default
 
 
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it readable by its owner only."""
+def private_dir(path: Path, *, field: str | None = None) -> Path:
+    """Create ``path`` (and missing parents) readable by its owner only, or check it.
+
+    An existing directory that others may write is refused, not chmodded: it
+    is not one fledge made (those are 0700 from the start), it may be shared
+    (/tmp), and whoever can write there can swap the keys fledge keeps in it.
+    One that only its owner can write is made 0700. ``field`` names the
+    setting that chose the directory, for the error.
+    """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    _make_dirs(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise FledgeError(
+            f"other users may write to this directory (mode {mode:04o}), "
+            "and fledge keeps private keys in it",
+            path=path,
+            field=field,
+            fix="use a directory of fledge's own (fledge creates a missing one, 0700); or, "
+            f"if nobody else uses this one: chmod 700 {path}",
+        )
     path.chmod(PRIVATE_DIR)
     return path
+
+
+def _make_dirs(path: Path) -> None:
+    """``mkdir -p``, but each directory it creates is 0700 from the start."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
