@@ -306,6 +306,20 @@ def test_rounds_for_an_app_without_num_server_rounds_is_an_error(
     assert fake.calls == []  # refused before asking the SuperLink anything
 
 
+def test_an_app_whose_pyproject_is_not_utf8_is_named(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    app_dir = write_app(tmp_path, "# caf\xe9\n")
+    pyproject = app_dir / "pyproject.toml"
+    pyproject.write_bytes(pyproject.read_text().encode("latin-1"))
+    result = fledge("round", "start", "-i", fleet, "--app", app_dir)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"{pyproject}:3" in result.stderr and "not UTF-8" in result.stderr
+    assert "save it as UTF-8" in result.stderr
+    assert fake.calls == []
+
+
 def test_rounds_of_other_apps_come_from_flowers_log(
     fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
