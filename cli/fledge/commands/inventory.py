@@ -174,7 +174,7 @@ def check_unique(hosts: list[Given]) -> None:
             )
 
 
-def _given(superlink: str | None, devices: list[str], hosts_file: Path | None) -> list[Given]:
+def _hosts_given(superlink: str | None, devices: list[str], hosts_file: Path | None) -> list[Given]:
     """Every host from the options and the hosts file, checked, in the order given."""
     options = [("--superlink", superlink)] if superlink else []
     options += [("--device", device) for device in devices]
@@ -238,7 +238,7 @@ def generate(
     """
     if user is not None and not is_user_name(user):
         raise FledgeError(f"{user!r} is not a valid Linux user name", field="--user", fix=USER_FIX)
-    hosts = _given(superlink, devices or [], hosts_file)
+    hosts = _hosts_given(superlink, devices or [], hosts_file)
     superlinks = [g.spec for g in hosts if g.coordinator]
     nodes = [g.spec for g in hosts if not g.coordinator]
     if user:  # said once for all hosts, not again on each
