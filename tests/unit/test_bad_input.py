@@ -193,9 +193,20 @@ def test_an_unwritable_output_directory_leaves_the_old_file(
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     result = generate_to(out, "--force")
-    assert failed(result, f"{out}: Read-only file system", "writable")
-    assert ".x1y2" not in result.stderr  # the file being written, not its temporary twin
+    assert failed(result, str(tmp_path), "Read-only file system", "writable")
     assert out.read_text() == "old\n"
+
+
+def test_atomic_write_names_the_file_not_its_temporary_twin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".file.x1y2"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError) as caught:
+        atomic_write(tmp_path / "file", "data")
+    assert caught.value.filename == str(tmp_path / "file")
 
 
 def test_force_keeps_a_private_inventory_private(tmp_path: Path) -> None:
