@@ -1,13 +1,16 @@
 """Output conventions shared by all commands.
 
 People read rich output on stderr; programs read ``--format json`` on
-stdout. Errors are FledgeErrors, printed without a traceback.
+stdout. Errors are FledgeErrors, printed without a traceback (and, for a
+command asked for JSON, also given as JSON on stdout).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -20,7 +23,8 @@ from rich.markup import escape
 
 from fledge.errors import FledgeError
 
-err = Console(stderr=True, highlight=False)
+# No emoji codes: rich would turn the ':cd:' of a fingerprint into a CD.
+err = Console(stderr=True, highlight=False, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,16 +57,50 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+# What a person can do about the OS errors that name a path.
+_OS_FIXES: dict[int | None, str] = {
+    errno.EACCES: "give your user access to it (`ls -ld` shows who may), or choose another path",
+    errno.EPERM: "give your user access to it (`ls -ld` shows who may), or choose another path",
+    errno.EROFS: "the file system is read-only: choose a path on a writable one",
+    errno.ENOENT: "create the missing directory, or choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
+    errno.EISDIR: "give the path of a file, not of a directory",
+    errno.ENOSPC: "free some disk space, or choose a path on another disk",
+}
+
+
+def _path_error(exc: OSError) -> FledgeError | None:
+    """An OSError that names a path, as a FledgeError; None for any other."""
+    if not isinstance(exc.filename, str | bytes | os.PathLike):
+        return None
+    return FledgeError(
+        exc.strerror or str(exc), path=os.fsdecode(exc.filename), fix=_OS_FIXES.get(exc.errno)
+    )
+
+
 def handle_errors(func: F) -> F:
-    """Turn FledgeError into a message on stderr and exit code 1."""
+    """Turn FledgeError, and OSError on a path, into a message on stderr and exit code 1.
+
+    A command called with ``--format json`` also gets the error as one JSON
+    document on stdout (see FledgeError.as_dict): a program never has to
+    parse the human message, nor read an empty stdout.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except FledgeError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(1) from None
+            error = exc
+        except OSError as exc:
+            path_error = _path_error(exc)
+            if path_error is None:
+                raise
+            error = path_error
+        err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+        if any(value is Format.json for value in kwargs.values()):
+            print_json(error.as_dict())
+        raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
 

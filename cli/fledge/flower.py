@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fledge.errors import FledgeError
-from fledge.fsutil import PRIVATE_FILE, atomic_write, private_dir
+from fledge.fsutil import PRIVATE_FILE, atomic_write, open_state_dir, private_dir, read_utf8
 from fledge.inventory import Inventory
 
 CONNECTION = "fledge"
@@ -320,7 +320,7 @@ def read_app_config(app: Traversable) -> dict[str, Any]:
     pyproject = app / "pyproject.toml"
     fix = "point --app at a Flower app: a directory whose pyproject.toml has [tool.flwr.app]"
     try:
-        doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_utf8(pyproject, fix="save it as UTF-8, which TOML requires"))
     except FileNotFoundError:
         raise FledgeError(
             "this is not a Flower app: pyproject.toml is missing", path=str(pyproject), fix=fix
@@ -402,7 +402,7 @@ class Flower:
                     path=ca,
                     fix=f"run `fledge provision -i {inventory.path}` first; it creates the CA",
                 )
-        home = private_dir(state_dir / FLWR_HOME_NAME)
+        home = private_dir(open_state_dir(state_dir) / FLWR_HOME_NAME)
         # The file names the CA the CLI trusts: private, and never half-written.
         atomic_write(
             home / CONFIG_FILE, connection_toml(inventory.control_address, ca), PRIVATE_FILE

@@ -131,7 +131,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     # The certificate names what provisioning would put in it (loopback included).
     fleet = inventory.load(path)
-    pki = ensure_server_cert(fleet.state_dir / "pki", "superlink", fleet.superlink_sans)
+    pki = ensure_server_cert(fleet.state_dir / "pki", fleet.superlink.name, fleet.superlink_sans)
     data = write_partitions(fleet.state_dir / "data", DEVICES).paths
     daemons = Daemons(root)
     try:
@@ -207,7 +207,7 @@ def test_two_rounds_complete_and_learn(fleet: Path) -> None:
 def test_more_devices_than_are_connected_is_refused(fleet: Path) -> None:
     result = fledge("round", "start", "-i", fleet, "--min-nodes", 3, "--format", "json")
     assert result.returncode == 1
-    assert result.stdout == ""
+    assert "needs 3" in json.loads(result.stdout)["error"]
     message = " ".join(result.stderr.split())
     assert "only 2 devices are connected" in message and "needs 3" in message
 

@@ -45,6 +45,8 @@ def test_wheel_ships_the_collection_and_the_app(tmp_path: Path) -> None:
     ):
         assert collection + expected in names, expected
     assert "fledge/apps/digits/pyproject.toml" in names
+    # Every source header points at LICENSE: the wheel carries it (PEP 639).
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "fledge/apps/digits/fledge_digits/client_app.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     # Only what Galaxy would ship of the collection (no tests, no molecule).

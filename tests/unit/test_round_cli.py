@@ -251,7 +251,7 @@ def test_too_few_devices_online_is_refused_before_starting(
     fake = use(monkeypatch, FakeFlwr(COMPLETES, online=1))
     result = fledge("round", "start", "-i", fleet, "--format", "json")
     assert result.exit_code == 1
-    assert result.stdout == ""
+    assert "--min-nodes" in json.loads(result.stdout)["fix"]  # the error, for programs
     message = " ".join(result.stderr.split())
     assert "only 1 devices are connected" in message and "needs 2" in message
     assert "systemctl status fledge-supernode" in message
@@ -304,6 +304,20 @@ def test_rounds_for_an_app_without_num_server_rounds_is_an_error(
     assert result.exit_code == 1
     assert "num-server-rounds" in result.stderr and "pyproject.toml" in result.stderr
     assert fake.calls == []  # refused before asking the SuperLink anything
+
+
+def test_an_app_whose_pyproject_is_not_utf8_is_named(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = use(monkeypatch, FakeFlwr(COMPLETES))
+    app_dir = write_app(tmp_path, "# caf\xe9\n")
+    pyproject = app_dir / "pyproject.toml"
+    pyproject.write_bytes(pyproject.read_text().encode("latin-1"))
+    result = fledge("round", "start", "-i", fleet, "--app", app_dir)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"{pyproject}:3" in result.stderr and "not UTF-8" in result.stderr
+    assert "save it as UTF-8" in result.stderr
+    assert fake.calls == []
 
 
 def test_rounds_of_other_apps_come_from_flowers_log(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from rich.markup import escape
 from rich.table import Table
@@ -22,15 +21,18 @@ from fledge.console import (
     handle_errors,
     print_json,
 )
-from fledge.fsutil import private_dir
+from fledge.fsutil import open_state_dir
 
 app = typer.Typer(
     help="The fleet's certificate authority and TLS certificates.", no_args_is_help=True
 )
 
 
+REISSUE_FIX = "`fledge certs init` (or `fledge provision`) issues a new one"
+
+
 def _describe(path: Path, ca: pki.CertificateAuthority | None = None) -> dict[str, Any]:
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    cert = pki.read_certificate(path, fix=REISSUE_FIX)
     info: dict[str, Any] = {
         "path": str(path),
         "subject": cert.subject.rfc4514_string(),
@@ -43,9 +45,9 @@ def _describe(path: Path, ca: pki.CertificateAuthority | None = None) -> dict[st
     return info
 
 
-def _print(ca_info: dict, server_info: dict | None, output: Format) -> None:
+def _print(ca_info: dict, server_info: dict | None, output: Format, **more: Any) -> None:
     if output is Format.json:
-        print_json({"ca": ca_info, "superlink": server_info})
+        print_json({"ca": ca_info, "superlink": server_info, **more})
         return
     table = Table(show_header=False, box=None)
     table.add_column()
@@ -68,33 +70,48 @@ def init(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Replace an existing CA. Every host must then be provisioned again."
+            "--force",
+            help="Replace an existing CA; every host must then be provisioned again. The old "
+            "CA is kept in <state dir>/pki/replaced/<UTC time>/; to undo, copy its ca.crt and "
+            "ca.key back into <state dir>/pki/ and provision again.",
         ),
     ] = False,
     output: FormatOption = Format.text,
 ) -> None:
     """Create the fleet's CA and the SuperLink's certificate (names from the inventory).
 
-    An existing CA is kept unless --force is given. The CA's private key stays
-    on this controller (0600); provisioning copies only certificates, and the
+    An existing CA is kept unless --force is given; a replaced one is kept
+    too, in pki/replaced/ (see --force). The CA's private key stays on this
+    controller (0600); provisioning copies only certificates, and the
     SuperLink's own key to the SuperLink.
     """
     fleet = inventory.load(inventory_path)
-    pki_dir = private_dir(fleet.state_dir) / "pki"
-    if (pki_dir / pki.CA_KEY).exists() and not force:
+    sans = fleet.superlink_sans  # checked before anything is written
+    pki_dir = open_state_dir(fleet.state_dir) / "pki"
+    shown = escape(display_path(pki_dir))
+    replaced = None
+    if pki.has_ca(pki_dir) and not force:
         ca = pki.load_ca(pki_dir)
-        err.print(
-            f"Keeping the existing CA in {escape(display_path(pki_dir))} (--force replaces it)."
-        )
+        err.print(f"Keeping the existing CA in {shown} (--force replaces it).")
     else:
-        ca = pki.init_ca(pki_dir, force=force)
-        err.print(f"Created a CA in {escape(display_path(pki_dir))}.")
-        if force:
-            err.print("[yellow]The CA was replaced: provision the whole fleet again.[/]")
-    issued = pki.ensure_server_cert(pki_dir, fleet.superlink.name, fleet.superlink_sans)
+        ca, replaced = pki.replace_ca(pki_dir)
+        err.print(f"Created a CA in {shown}.")
+    if replaced:
+        kept = escape(display_path(replaced))
+        err.print(
+            f"[yellow]The CA was replaced: provision the whole fleet again.[/]\n"
+            f"The old CA is in {kept}; to undo, copy its ca.crt and ca.key back into {shown} "
+            "and provision again."
+        )
+    issued = pki.ensure_server_cert(pki_dir, fleet.superlink.name, sans)
     if issued.changed:
         err.print(f"Issued the SuperLink's certificate ({', '.join(issued.reasons)}).")
-    _print(_describe(pki_dir / pki.CA_CERT), _describe(issued.cert_path, ca), output)
+    _print(
+        _describe(pki_dir / pki.CA_CERT),
+        _describe(issued.cert_path, ca),
+        output,
+        replaced_ca=str(replaced) if replaced else None,
+    )
 
 
 @app.command()
@@ -104,7 +121,7 @@ def show(inventory_path: InventoryOption, output: FormatOption = Format.text) ->
     fleet = inventory.load(inventory_path)
     pki_dir = fleet.state_dir / "pki"
     ca = pki.load_ca(pki_dir)
-    cert_path = pki_dir / f"{fleet.superlink.name}.crt"
+    cert_path = pki_dir / pki.SERVER_CERT
     server = None
     if cert_path.exists():
         server = _describe(cert_path, ca)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
+import io
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from fledge import inventory
-from fledge.addresses import is_valid_address, split_host_port
+from fledge.addresses import (
+    is_host_name,
+    is_ip,
+    is_user_name,
+    is_valid_address,
+    parse_port,
+    split_host_port,
+)
 from fledge.console import (
     Format,
     FormatOption,
@@ -23,6 +31,7 @@ from fledge.console import (
     print_json,
 )
 from fledge.errors import FledgeError
+from fledge.fsutil import read_utf8
 
 app = typer.Typer(help="Write and check fleet inventories.", no_args_is_help=True)
 
@@ -30,6 +39,27 @@ SPEC_HELP = (
     "NAME=[USER@]ADDRESS[:PORT], e.g. pi-1=pi@192.168.1.21 (NAME= may be left out for a DNS name)"
 )
 CSV_COLUMNS = ("role", "name", "address", "user", "port")
+REQUIRED_COLUMNS = ("role", "name", "address")
+ROLES = {"superlink": True, "supernode": False, "device": False}  # role: is the coordinator
+NAME_FIX = "use letters, digits, '.', '_' and '-', starting with a letter or digit"
+USER_FIX = "give the login user on the device, for example pi"
+
+
+@dataclass(frozen=True)
+class Given:
+    """A host as the operator gave it, and where: an option, or a line of the hosts file."""
+
+    spec: inventory.HostSpec
+    coordinator: bool
+    where: str
+    path: Path | None = None
+    line: int | None = None
+
+    def fail(self, message: str, column: str, fix: str) -> FledgeError:
+        """An error about one of its fields, pointing where the operator wrote it."""
+        if self.path is None:
+            return FledgeError(f"{self.where}: {message}", fix=fix)
+        return FledgeError(message, path=self.path, line=self.line, field=column, fix=fix)
 
 
 def parse_spec(spec: str, option: str) -> inventory.HostSpec:
@@ -42,67 +72,136 @@ def parse_spec(spec: str, option: str) -> inventory.HostSpec:
         host, port = split_host_port(address)
     except ValueError as exc:
         raise FledgeError(f"{option} {spec!r}: {exc}", fix=f"write it as {SPEC_HELP}") from None
-    if not is_valid_address(host):
+    if not name and is_ip(host):
         raise FledgeError(
-            f"{option} {spec!r}: '{host}' is not an IP address or host name",
-            fix=f"write it as {SPEC_HELP}",
+            f"{option} {spec!r}: an IP address needs a name", fix=f"write it as {SPEC_HELP}"
         )
-    if not name:
-        if host.replace(".", "").isdigit() or ":" in host:
-            raise FledgeError(
-                f"{option} {spec!r}: an IP address needs a name", fix=f"write it as {SPEC_HELP}"
-            )
-        name = host
-    return inventory.HostSpec(name=name, address=host, user=user or None, port=port)
+    return inventory.HostSpec(name=name or host, address=host, user=user or None, port=port)
 
 
-def read_hosts_file(path: Path) -> tuple[list[inventory.HostSpec], list[inventory.HostSpec]]:
-    """Read a CSV file with the columns role,name,address,user,port (user and port may be empty)."""
-    superlinks, devices = [], []
+def read_hosts_file(path: Path) -> list[Given]:
+    """Read a CSV file with the columns role,name,address,user,port (user and port may be empty).
+
+    Spreadsheets write such files: a UTF-8 byte-order mark is fine, blank
+    lines are skipped, and every error names the line as an editor counts it.
+    """
     try:
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            columns = rows[0].keys() if rows else ()
+        text = read_utf8(path, fix="save it as UTF-8 (in Excel: Save As, CSV UTF-8)")
     except OSError as exc:
         raise FledgeError(f"cannot read the hosts file: {exc.strerror}", path=path) from None
-    missing = [c for c in ("role", "name", "address") if c not in columns]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    line = 1  # where the next row starts; a quoted field may span lines
+    try:
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                rows.append((line, cells))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise FledgeError(f"not a CSV file: {exc}", path=path, line=reader.line_num) from None
+    header = [cell.strip() for cell in rows[0][1]] if rows else []
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise FledgeError(
             f"missing column(s) {', '.join(missing)}",
             path=path,
-            line=1,
+            line=rows[0][0] if rows else 1,
             fix=f"start the file with the header line {','.join(CSV_COLUMNS)}",
         )
-    for number, row in enumerate(rows, start=2):
-        port = (row.get("port") or "").strip()
-        if port and not (port.isdigit() and 0 < int(port) < 65536):
-            raise FledgeError(
-                f"'{port}' is not a port number",
-                path=path,
-                line=number,
-                field="port",
-                fix="use a number between 1 and 65535, or leave it empty for 22",
-            )
-        spec = inventory.HostSpec(
-            name=row["name"].strip(),
-            address=row["address"].strip(),
-            user=(row.get("user") or "").strip() or None,
-            port=int(port) if port else None,
+    return [_read_row(path, number, header, cells) for number, cells in rows[1:]]
+
+
+def _read_row(path: Path, line: int, header: list[str], cells: list[str]) -> Given:
+    if len(cells) != len(header):
+        # A missing or extra comma shifts every field after it: never guess.
+        raise FledgeError(
+            f"{len(cells)} fields, but the header has {len(header)} ({','.join(header)})",
+            path=path,
+            line=line,
+            fix="give every row all the header's columns; leave user and port empty, "
+            "not out (e.g. supernode,pi-1,10.0.0.21,,)",
         )
-        role = row["role"].strip()
-        if role == "superlink":
-            superlinks.append(spec)
-        elif role in ("supernode", "device"):
-            devices.append(spec)
-        else:
-            raise FledgeError(
-                f"unknown role '{role}'",
-                path=path,
-                line=number,
-                field="role",
-                fix="use superlink (the coordinator) or supernode (a device)",
+    row = {column: cell.strip() for column, cell in zip(header, cells, strict=True)}
+    if row["role"] not in ROLES:
+        raise FledgeError(
+            f"unknown role '{row['role']}'",
+            path=path,
+            line=line,
+            field="role",
+            fix="use superlink (the coordinator) or supernode (a device)",
+        )
+    try:
+        port = parse_port(row["port"]) if row.get("port") else None
+    except ValueError as exc:
+        raise FledgeError(
+            str(exc),
+            path=path,
+            line=line,
+            field="port",
+            fix="use a number between 1 and 65535, or leave it empty for 22",
+        ) from None
+    spec = inventory.HostSpec(
+        name=row["name"], address=row["address"], user=row.get("user") or None, port=port
+    )
+    return Given(spec, ROLES[row["role"]], f"{display_path(path)}:{line}", path, line)
+
+
+def check_given(given: Given) -> None:
+    """Refuse a host whose name, address or user the inventory could not hold as given."""
+    spec = given.spec
+    if not is_host_name(spec.name):
+        raise given.fail(f"{spec.name!r} is not a usable host name", "name", NAME_FIX)
+    if not is_valid_address(spec.address):
+        raise given.fail(
+            f"{spec.address!r} is not an IP address or host name",
+            "address",
+            f"give the device's IP address or DNS name, without a port ({SPEC_HELP})",
+        )
+    if spec.user is not None and not is_user_name(spec.user):
+        raise given.fail(f"{spec.user!r} is not a valid Linux user name", "user", USER_FIX)
+
+
+def check_unique(hosts: list[Given]) -> None:
+    """Refuse a name given twice: the inventory would keep one host and drop the other."""
+    first: dict[str, Given] = {}
+    for given in hosts:
+        seen = first.setdefault(given.spec.name, given)
+        if seen is not given:
+            raise given.fail(
+                f"the name {given.spec.name!r} is given twice: {seen.where} and {given.where}",
+                "name",
+                "give each host its own name (the coordinator's too)",
             )
-    return superlinks, devices
+
+
+def _hosts_given(superlink: str | None, devices: list[str], hosts_file: Path | None) -> list[Given]:
+    """Every host from the options and the hosts file, checked, in the order given."""
+    options = [("--superlink", superlink)] if superlink else []
+    options += [("--device", device) for device in devices]
+    hosts = [
+        Given(parse_spec(text, option), option == "--superlink", f"{option} {text!r}")
+        for option, text in options
+    ]
+    if hosts_file:
+        hosts += read_hosts_file(hosts_file)
+    for given in hosts:
+        check_given(given)
+    check_unique(hosts)
+    return hosts
+
+
+def _check_output(output: Path, force: bool) -> None:
+    """Refuse an --output that cannot take the inventory, before anything is written."""
+    problem, fix = None, ""
+    if output.is_dir():
+        problem, fix = "this is a directory", "give a file's path, e.g. DIR/inventory.yml"
+    elif output.exists() and not force:
+        problem, fix = "the file exists", "choose another --output, or pass --force"
+    elif not output.parent.is_dir():
+        problem = f"there is no directory {display_path(output.parent)} to write it in"
+        fix = f"create it first (mkdir -p {output.parent}), or choose another --output"
+    if problem:
+        raise FledgeError(problem, path=output, field="--output", fix=fix)
 
 
 @app.command()
@@ -137,16 +236,15 @@ def generate(
     The result is a plain Ansible inventory (groups superlink and supernodes)
     that `fledge provision` and `ansible-playbook` both read.
     """
-    superlinks = [parse_spec(superlink, "--superlink")] if superlink else []
-    nodes = [parse_spec(d, "--device") for d in devices or []]
-    if hosts_file:
-        more_superlinks, more_nodes = read_hosts_file(hosts_file)
-        superlinks += more_superlinks
-        nodes += more_nodes
+    if user is not None and not is_user_name(user):
+        raise FledgeError(f"{user!r} is not a valid Linux user name", field="--user", fix=USER_FIX)
+    hosts = _hosts_given(superlink, devices or [], hosts_file)
+    superlinks = [g.spec for g in hosts if g.coordinator]
+    nodes = [g.spec for g in hosts if not g.coordinator]
     if user:  # said once for all hosts, not again on each
         superlinks, nodes = (
-            [replace(h, user=None) if h.user == user else h for h in hosts]
-            for hosts in (superlinks, nodes)
+            [replace(h, user=None) if h.user == user else h for h in specs]
+            for specs in (superlinks, nodes)
         )
     if len(superlinks) != 1:
         raise FledgeError(
@@ -157,10 +255,7 @@ def generate(
         raise FledgeError(
             "an inventory needs at least one device", fix="give --device for each device"
         )
-    if output.exists() and not force:
-        raise FledgeError(
-            "the file exists", path=output, fix="choose another --output, or pass --force"
-        )
+    _check_output(output, force)
     header = (
         "# fledge fleet inventory (`fledge inventory generate`); see README.md for the format.\n"
     )

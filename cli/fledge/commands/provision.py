@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from fledge import collection, inventory
 from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors, print_json
-from fledge.fsutil import private_dir
+from fledge.fsutil import open_state_dir
 from fledge.progress import PlaybookProgress, recap_table
 from fledge.runner import run_playbook
 
@@ -46,7 +46,7 @@ def provision(
     run changes nothing.
     """
     fleet = inventory.load(inventory_path)
-    private_dir(fleet.state_dir)
+    open_state_dir(fleet.state_dir)
     hosts = ", ".join(h.name for h in fleet.hosts)
     err.print(f"Provisioning {len(fleet.hosts)} hosts ({hosts}){' in check mode' if check else ''}")
     with PlaybookProgress(err) as progress:

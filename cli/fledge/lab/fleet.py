@@ -144,7 +144,7 @@ def up(
         )
     if arch != native:
         image.require_emulation(arch)
-    directory = private_dir(_ensure_network(client, lab, directory, labels))
+    directory = private_dir(_ensure_network(client, lab, directory, labels), field="--dir")
     wanted = {COORDINATOR: native, **{name: arch for name in device_names(nodes)}}
     existing = containers(client, lab)
     _check_reused(existing, wanted, base_image)

@@ -35,19 +35,19 @@ class ActionModule(ControllerAction):
         result = super().run(tmp, task_vars)
         args = self.validated_args()
         pki = self.controller_module("pki")
-        sans = pki.superlink_sans(
-            name=args["name"],
-            address=args["address"],
-            fleet_host=args["fleet_host"],
-            control_host=args["control_address"].rpartition(":")[0].strip("[]"),
-            listen_address=args["listen_address"],
-            extra=args["extra_sans"],
-        )
-        try:
+        try:  # what the operator can fix, said as the CLI says it
+            sans = pki.superlink_sans(
+                name=args["name"],
+                address=args["address"],
+                fleet_host=args["fleet_host"],
+                control_host=args["control_address"].rpartition(":")[0].strip("[]"),
+                listen_address=args["listen_address"],
+                extra=args["extra_sans"],
+            )
             issued = pki.ensure_server_cert(
                 args["pki_dir"], args["name"], sans, dry_run=self._task.check_mode
             )
-        except FledgeError as exc:  # what the operator can fix, said as the CLI says it
+        except FledgeError as exc:
             raise AnsibleActionFail(str(exc)) from None
         result.update(
             changed=issued.changed,

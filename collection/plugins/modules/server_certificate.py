@@ -8,12 +8,15 @@ module: server_certificate
 short_description: Issue the SuperLink's TLS certificate from the fleet CA, on the controller
 description:
   - Makes sure O(pki_dir) holds a CA (C(ca.crt), C(ca.key)) and a server certificate
-    C(<name>.crt) with its key C(<name>.key) for the SuperLink, creating the CA when there
-    is none.
+    C(superlink.crt) with its key C(superlink.key) for the SuperLink, creating the CA when
+    there is none. The files are named by role, not by host, so that no host name (C(ca),
+    say) can overwrite the CA's; a fleet has one SuperLink.
   - The certificate carries every name and address the SuperLink is reached by, plus
     C(IP:127.0.0.1) and C(DNS:localhost), which Flower's own SuperExec uses.
-  - It is reissued when missing, when its names change, when it was not issued by the
-    current CA, or within 30 days of expiry; otherwise nothing changes.
+  - It is reissued when missing or unreadable, when its names change, when it was not
+    issued by the current CA, or within 30 days of expiry; otherwise nothing changes.
+  - Fails, without writing anything, when an extra name is neither a DNS name nor an IP
+    address, or when the CA's files cannot be read.
   - Runs on the controller only and needs the C(fledge) Python package there. The CA key
     never leaves the controller.
 version_added: 0.1.0
@@ -24,7 +27,7 @@ options:
     type: path
     required: true
   name:
-    description: The SuperLink's inventory name; names the certificate files.
+    description: The SuperLink's inventory name, the certificate's common name and one of its names.
     type: str
     required: true
   address:
@@ -43,7 +46,7 @@ options:
     description: The address the SuperLink listens on; wildcards are not added.
     type: str
   extra_sans:
-    description: More names or addresses for the certificate.
+    description: More DNS names (C(*.example.lan) too) or IP addresses for the certificate.
     type: list
     elements: str
     default: []

@@ -10,6 +10,7 @@ prints it without a traceback and exits non-zero.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class FledgeError(Exception):
@@ -45,3 +46,16 @@ class FledgeError(Exception):
         if self.fix:
             text += f"\n  fix: {self.fix}"
         return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error for programs: always error and fix, and where, as far as known."""
+        doc: dict[str, Any] = {"error": self.message, "fix": self.fix}
+        for key, value in (
+            ("path", self.path),
+            ("line", self.line),
+            ("host", self.host),
+            ("field", self.field),
+        ):
+            if value is not None:
+                doc[key] = str(value) if isinstance(value, Path) else value
+        return doc
