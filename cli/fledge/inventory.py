@@ -25,7 +25,6 @@ file, the line, the host and the field at fault.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import stat
 import tempfile
@@ -38,7 +37,14 @@ import yaml
 
 from ansible_collections.fledge.edge.plugins.plugin_utils.pki import superlink_sans
 from fledge import ansible_vars
-from fledge.addresses import is_ip, is_valid_address, split_host_port
+from fledge.addresses import (
+    is_host_name,
+    is_ip,
+    is_user_name,
+    is_valid_address,
+    parse_port,
+    split_host_port,
+)
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
 
@@ -52,8 +58,6 @@ DEFAULT_SSH_PORT = 22
 # /dev/zero, a FIFO or a device would never end).
 MAX_BYTES = 1 << 20
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # SSH options that would turn host key checking off (fledge promises it is on).
 _TRUSTING_OPTIONS = {
     "stricthostkeychecking": {"no", "off", "accept-new", "false"},
@@ -180,7 +184,10 @@ def write(path: Path, text: str) -> Inventory:
     private temporary file, so a bad host never reaches ``path``.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:  # name the file being written, not its temporary twin
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -239,7 +246,7 @@ def _host(path: Path, name: str, group: str, variables: ansible_vars.HostVars) -
             message, path=where.path or path, line=where.line, host=name, field=key, fix=fix
         )
 
-    if not _NAME.fullmatch(name):
+    if not is_host_name(name):
         raise FledgeError(
             f"'{name}' is not a usable host name",
             path=path,
@@ -261,7 +268,7 @@ def _host(path: Path, name: str, group: str, variables: ansible_vars.HostVars) -
                 f"set {key} to a number from 1 to 65535",
             )
     user = variables.get("ansible_user")
-    if user is not None and not (isinstance(user, str) and _USER.fullmatch(user)):
+    if user is not None and not (isinstance(user, str) and is_user_name(user)):
         raise fail(
             "ansible_user",
             f"'{user}' is not a valid Linux user name",
@@ -358,15 +365,13 @@ def _ssh_options(args: str) -> Iterable[tuple[str, str]]:
 
 
 def _port(value: Any) -> int | None:
-    if isinstance(value, bool):
+    """A port as Ansible takes it: a number, or a string of digits."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
         return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
-        number = int(value)
-    else:
+    try:
+        return parse_port(str(value))
+    except ValueError:
         return None
-    return number if 0 < number < 65536 else None
 
 
 def _boolean(host: Host, key: str) -> bool:
