@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Modules by name, in the order they run; the tests of one module keep their
 # order. Modules not listed run after the unit tests, in file order.
 ORDER = (
+    "tests/test_checks.py",
     "tests/unit/",
     "test_round_local.py",
     "test_collection_quality.py",
@@ -44,12 +45,12 @@ ORDER = (
 LAB_TIMEOUT = 1500
 
 
-def _rank(item: pytest.Item) -> int:
+def _rank(item: pytest.Item) -> float:
     path = Path(str(item.path)).relative_to(REPO).as_posix()
     for rank, name in enumerate(ORDER):
         if path.startswith(name) or path.endswith(f"/{name}"):
             return rank
-    return 1
+    return ORDER.index("tests/unit/") + 0.5
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -54,11 +54,25 @@ def test_packages_arch_and_base_are_in_the_hash() -> None:
     assert image.rootfs_hash("amd64", (*image.PACKAGES, "curl")) != image.rootfs_hash("amd64")
 
 
-def test_the_rootfs_is_not_rebuilt_for_a_dockerfile_change(recipe: Path) -> None:
-    """debootstrap takes minutes: only the package list and suite decide its cache key."""
-    before = image.rootfs_tag("arm64")
-    (recipe / "Dockerfile").write_text("FROM scratch\n")
-    assert image.rootfs_tag("arm64") == before
+def test_the_rootfs_is_not_rebuilt_for_a_dockerfile_change(
+    recipe: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """debootstrap takes minutes: a changed recipe rebuilds the image on the cached rootfs."""
+    before = image.image_tag("amd64")
+    monkeypatch.setattr(image, "RECIPE_DIR", recipe)
+    (recipe / "Dockerfile").write_text((recipe / "Dockerfile").read_text() + "\n# edited\n")
+    after = image.image_tag("amd64")
+    assert after != before  # the edited recipe is the one read
+    built: list[str] = []
+
+    def refuse_debootstrap(*args: object) -> None:
+        raise AssertionError("debootstrap ran for a Dockerfile change")
+
+    monkeypatch.setattr(image, "_import_rootfs", refuse_debootstrap)
+    monkeypatch.setattr(image, "_build", lambda client, arch, tag, base, *_: built.append(base))
+    client = _Client({image.rootfs_tag("amd64")})  # the rootfs is cached, the image is not
+    assert image.ensure_image(client, "amd64", image.DEFAULT_MIRROR) == after
+    assert built == [image.rootfs_tag("amd64")]
 
 
 def test_tags_name_the_arch() -> None:

@@ -75,9 +75,10 @@ def recipe_hash(
     arch: str,
     base_image: str | None = None,
     packages: tuple[str, ...] = PACKAGES,
-    recipe_dir: Path = RECIPE_DIR,
+    recipe_dir: Path | None = None,
 ) -> str:
     """Everything the final image is made from: its base, packages and recipe files."""
+    recipe_dir = recipe_dir or RECIPE_DIR
     files = {
         str(path.relative_to(recipe_dir)): [os.access(path, os.X_OK), path.read_bytes().hex()]
         for path in sorted(recipe_dir.rglob("*"))
