@@ -13,9 +13,13 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.fledge.edge.plugins.plugin_utils import files
-from fledge import flower, inventory
+from fledge import inventory
 from fledge.errors import FledgeError
-from fledge.flower import Flower, FlwrResult, RoundMetrics, parse_round_metrics
+from fledge.flower import apps, cli
+from fledge.flower.cli import FlwrResult
+from fledge.flower.metrics import parse_round_metrics
+from fledge.flower.records import RoundMetrics
+from fledge.flower.superlink import SuperLink, connection_toml
 
 # As `flwr log --show` prints it: colour codes from the ServerApp's logger.
 GREEN_INFO = "\x1b[92mINFO \x1b[0m:      "
@@ -135,7 +139,7 @@ def write_fleet(
 
 
 def test_config_toml_names_the_fleet_connection_and_its_ca(tmp_path: Path) -> None:
-    fl = Flower.for_inventory(write_fleet(tmp_path))
+    fl = SuperLink.for_inventory(write_fleet(tmp_path))
     home = tmp_path / ".fledge" / "flwr"
     assert fl.flwr_home == home.resolve()
     config = tomllib.loads((home / "config.toml").read_text())
@@ -150,7 +154,7 @@ def test_config_toml_names_the_fleet_connection_and_its_ca(tmp_path: Path) -> No
 
 
 def test_config_toml_escapes_odd_paths() -> None:
-    text = flower.connection_toml("[fd00::1]:9", Path('/tmp/a "b"\\c/ca.crt'))
+    text = connection_toml("[fd00::1]:9", Path('/tmp/a "b"\\c/ca.crt'))
     assert tomllib.loads(text)["superlink"]["fledge"] == {
         "address": "[fd00::1]:9",
         "root-certificates": '/tmp/a "b"\\c/ca.crt',
@@ -159,7 +163,7 @@ def test_config_toml_escapes_odd_paths() -> None:
 
 @pytest.mark.parametrize("value", ["false", "no", "'false'"])
 def test_fledge_tls_false_means_insecure_without_a_ca(tmp_path: Path, value: str) -> None:
-    fl = Flower.for_inventory(write_fleet(tmp_path, f", fledge_tls: {value}", ca=False))
+    fl = SuperLink.for_inventory(write_fleet(tmp_path, f", fledge_tls: {value}", ca=False))
     config = tomllib.loads((fl.flwr_home / "config.toml").read_text())
     assert config["superlink"]["fledge"] == {"address": "10.0.0.1:18000", "insecure": True}
     assert fl.insecure
@@ -174,14 +178,14 @@ def test_tls_stays_on_unless_switched_off(tmp_path: Path) -> None:
 
 def test_missing_ca_says_to_provision(tmp_path: Path) -> None:
     with pytest.raises(FledgeError) as caught:
-        Flower.for_inventory(write_fleet(tmp_path, ca=False))
+        SuperLink.for_inventory(write_fleet(tmp_path, ca=False))
     assert caught.value.path.name == "ca.crt"
     assert "fledge provision" in caught.value.fix
 
 
 def test_config_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = write_fleet(tmp_path)
-    Flower.for_inventory(fleet)
+    SuperLink.for_inventory(fleet)
     config = tmp_path / ".fledge" / "flwr" / "config.toml"
     before = config.read_text()
 
@@ -193,7 +197,7 @@ def test_config_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.Monke
         (tmp_path / "fleet.yml").read_text().replace("18000", "19000")
     )
     with pytest.raises(OSError):
-        Flower.for_inventory(inventory.load(tmp_path / "fleet.yml"))
+        SuperLink.for_inventory(inventory.load(tmp_path / "fleet.yml"))
     assert config.read_text() == before
     assert os.listdir(config.parent) == ["config.toml"]  # no half-written temp file left
 
@@ -212,8 +216,8 @@ def test_run_flwr_sets_home_and_quiets_flwr(
         "sys.exit(3)\n"
     )
     script.chmod(0o755)
-    monkeypatch.setattr(flower, "flwr_executable", lambda: str(script))
-    done = flower.run_flwr(["ls", "fledge"], tmp_path / "home", timeout=30)
+    monkeypatch.setattr(cli, "flwr_executable", lambda: str(script))
+    done = cli.run_flwr(["ls", "fledge"], tmp_path / "home", timeout=30)
     assert done.returncode == 3
     assert json.loads(done.stdout) == {
         "args": ["ls", "fledge"],
@@ -228,7 +232,7 @@ def test_run_flwr_sets_home_and_quiets_flwr(
 def test_flwr_is_taken_from_fledges_own_environment() -> None:
     expected = Path(sys.executable).parent / "flwr"
     assert expected.is_file(), "the dev venv has flwr installed next to python"
-    assert flower.flwr_executable() == str(expected)
+    assert cli.flwr_executable() == str(expected)
 
 
 # --- flwr's answers (run_flwr mocked) ---------------------------------------
@@ -273,17 +277,17 @@ RUN = {
 
 
 @pytest.fixture
-def fl(tmp_path: Path) -> Flower:
-    return Flower(tmp_path / "flwr", "10.0.0.1:18000", tmp_path / "ca.crt")
+def fl(tmp_path: Path) -> SuperLink:
+    return SuperLink(tmp_path / "flwr", "10.0.0.1:18000", tmp_path / "ca.crt")
 
 
 def use(monkeypatch: pytest.MonkeyPatch, *answers: FlwrResult | BaseException) -> Script:
     script = Script(*answers)
-    monkeypatch.setattr(flower, "run_flwr", script)
+    monkeypatch.setattr(cli, "run_flwr", script)
     return script
 
 
-def test_run_info(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_info(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
     script = use(monkeypatch, ok({"runs": [RUN]}))
     info = fl.run_info("3093522671225500114")
     assert script.calls == [["ls", "fledge", "--run-id", "3093522671225500114", "--format", "json"]]
@@ -302,7 +306,7 @@ def test_run_info(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_run_states(
-    fl: Flower, monkeypatch: pytest.MonkeyPatch, status: str, finished: bool, completed: bool
+    fl: SuperLink, monkeypatch: pytest.MonkeyPatch, status: str, finished: bool, completed: bool
 ) -> None:
     use(monkeypatch, ok({"runs": [{**RUN, "status": status}]}))
     info = fl.run_info("1")
@@ -310,7 +314,7 @@ def test_run_states(
 
 
 def test_success_false_becomes_a_fledge_error_with_flwrs_reason(
-    fl: Flower, monkeypatch: pytest.MonkeyPatch
+    fl: SuperLink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     message = (
         "Using SuperLink: fledge (127.0.0.1:28000)\n Displaying information for run ID 123..."
@@ -322,7 +326,7 @@ def test_success_false_becomes_a_fledge_error_with_flwrs_reason(
 
 
 def test_unreachable_superlink_names_the_address_and_the_ca(
-    fl: Flower, monkeypatch: pytest.MonkeyPatch
+    fl: SuperLink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     message = "Using SuperLink: fledge\n\nConnection to the SuperLink is unavailable. Please check"
     use(monkeypatch, FlwrResult(0, json.dumps({"success": False, "error-message": message}), ""))
@@ -337,32 +341,32 @@ def test_unreachable_superlink_names_the_address_and_the_ca(
     [("", "Traceback (most recent call last):\n  boom"), ("not json {", ""), ("[1, 2]", "")],
 )
 def test_output_without_json_is_an_error(
-    fl: Flower, monkeypatch: pytest.MonkeyPatch, stdout: str, stderr: str
+    fl: SuperLink, monkeypatch: pytest.MonkeyPatch, stdout: str, stderr: str
 ) -> None:
     use(monkeypatch, FlwrResult(1, stdout, stderr))
     with pytest.raises(FledgeError, match="printed no JSON"):
         fl.list_runs()
 
 
-def test_json_after_other_output_is_found(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
-    noise = "Flower configuration not found. Created default configuration\n"
+def test_json_after_other_output_is_found(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
+    noise = "SuperLink configuration not found. Created default configuration\n"
     use(monkeypatch, FlwrResult(0, noise + ok({"nodes": []}).stdout, ""))
     assert fl.list_nodes() == []
 
 
-def test_unexpected_json_shape_is_an_error(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_json_shape_is_an_error(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, ok({"runs": [{"run-id": "1"}]}))
     with pytest.raises(FledgeError, match="unexpected answer"):
         fl.list_runs()
 
 
-def test_hanging_flwr_is_an_error(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hanging_flwr_is_an_error(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, subprocess.TimeoutExpired(["flwr"], 120))
     with pytest.raises(FledgeError, match="no answer"):
         fl.stop_run("1")
 
 
-def test_nodes(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nodes(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
     node = {
         "node-id": "8356",
         "owner-name": "none",
@@ -378,21 +382,21 @@ def test_nodes(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
-def test_run_log_returns_the_text(fl: Flower, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_log_returns_the_text(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
     script = use(monkeypatch, FlwrResult(0, FLEDGE_LOG, ""))
     assert fl.run_log("7") == FLEDGE_LOG
     assert script.calls == [["log", "7", "fledge", "--show"]]
 
 
 def test_run_log_is_empty_while_the_superlink_holds_the_request(
-    fl: Flower, monkeypatch: pytest.MonkeyPatch
+    fl: SuperLink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use(monkeypatch, subprocess.TimeoutExpired(["flwr"], flower.LOG_TIMEOUT))
+    use(monkeypatch, subprocess.TimeoutExpired(["flwr"], cli.LOG_TIMEOUT))
     assert fl.run_log("7") == ""
 
 
 def test_run_log_failure_reads_flwrs_error_panel(
-    fl: Flower, monkeypatch: pytest.MonkeyPatch
+    fl: SuperLink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     panel = (
         "\x1b[92mINFO \x1b[0m:      Printing logstream for run_id `123`\n"
@@ -407,7 +411,7 @@ def test_run_log_failure_reads_flwrs_error_panel(
 
 
 def test_start_run_hands_flwr_a_copy_of_the_app(
-    fl: Flower, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fl: SuperLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = tmp_path / "myapp"
     (app / "pkg" / "__pycache__").mkdir(parents=True)
@@ -423,7 +427,7 @@ def test_start_run_hands_flwr_a_copy_of_the_app(
         seen["args"] = set(args[2:])
         return ok({"run-id": "42"})
 
-    monkeypatch.setattr(flower, "run_flwr", fake)
+    monkeypatch.setattr(cli, "run_flwr", fake)
     run_id = fl.start_run(app, {"num-server-rounds": 2, "min-nodes": 3, "name": 'a "b"'})
     assert run_id == "42"
     (staged,) = [key for key in seen if key != "args"]
@@ -441,7 +445,7 @@ def test_start_run_hands_flwr_a_copy_of_the_app(
 
 
 def test_the_packaged_app_declares_what_fledge_overrides() -> None:
-    config = flower.read_app_config(flower.default_app())
+    config = apps.read_app_config(apps.default_app())
     assert {"num-server-rounds", "min-nodes"} <= set(config)
 
 
@@ -457,4 +461,4 @@ def test_not_a_flower_app(tmp_path: Path, content: str | None, words: str) -> No
     if content is not None:
         (tmp_path / "pyproject.toml").write_text(content)
     with pytest.raises(FledgeError, match=words.replace("[", r"\[")):
-        flower.read_app_config(tmp_path)
+        apps.read_app_config(tmp_path)

@@ -1,4 +1,4 @@
-"""`fledge round` through CliRunner, with a fake flwr at the seam (fledge.flower.run_flwr)."""
+"""`fledge round` through CliRunner, with a fake flwr at the seam (fledge.flower.cli.run_flwr)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fledge import flower
-from fledge.commands import round as round_cmd
-from fledge.flower import FlwrResult
+from fledge.flower import cli, follow
+from fledge.flower.cli import FlwrResult
 from fledge.main import app
 
 runner = CliRunner()
@@ -134,7 +133,7 @@ COMPLETES = [
 @pytest.fixture(autouse=True)
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTime]:
     clock = FakeTime()
-    monkeypatch.setattr(round_cmd, "time", clock)
+    monkeypatch.setattr(follow, "time", clock)
     yield clock
 
 
@@ -154,7 +153,7 @@ def fleet(tmp_path: Path) -> Path:
 
 
 def use(monkeypatch: pytest.MonkeyPatch, fake: FakeFlwr) -> FakeFlwr:
-    monkeypatch.setattr(flower, "run_flwr", fake)
+    monkeypatch.setattr(cli, "run_flwr", fake)
     return fake
 
 
@@ -343,11 +342,11 @@ def test_timeout_stops_the_run(
 ) -> None:
     fake = use(monkeypatch, FakeFlwr([("running", LOG_1)]))
     result = fledge("round", "start", "-i", fleet, "--timeout", 10, "--format", "json")
-    assert result.exit_code == round_cmd.EXIT_TIMEOUT
+    assert result.exit_code == follow.EXIT_TIMEOUT
     assert fake.stopped
     doc = json.loads(result.stdout)
     assert doc["status"] == "finished:stopped" and len(doc["rounds"]) == 1
-    assert 10 <= fake_time.now - 1000 < 10 + 2 * round_cmd.POLL_SECONDS
+    assert 10 <= fake_time.now - 1000 < 10 + 2 * follow.POLL_SECONDS
     assert "--timeout" in result.stderr
 
 
@@ -355,7 +354,7 @@ def test_ctrl_c_stops_the_run(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> N
     fake = use(monkeypatch, FakeFlwr(COMPLETES))
     fake.interrupt_on_poll = 2
     result = fledge("round", "start", "-i", fleet, "--format", "json")
-    assert result.exit_code == round_cmd.EXIT_INTERRUPTED
+    assert result.exit_code == follow.EXIT_INTERRUPTED
     assert fake.stopped
     assert json.loads(result.stdout)["status"] == "finished:stopped"
 

@@ -8,8 +8,6 @@ from the exit code of a flwr command; `fledge round start` exits 0 only for
 from __future__ import annotations
 
 import time
-import tomllib
-from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,54 +27,30 @@ from fledge.console import (
     print_json,
 )
 from fledge.errors import FledgeError
-from fledge.flower import (
-    Flower,
-    RoundMetrics,
-    RunInfo,
-    default_app,
-    parse_round_metrics,
-    read_app_config,
-)
+from fledge.flower import follow
+from fledge.flower.apps import default_app, run_config
+from fledge.flower.records import RoundMetrics
+from fledge.flower.superlink import SuperLink
 
 app = typer.Typer(
     help="Start, follow and stop training runs on the fleet's SuperLink.", no_args_is_help=True
 )
 
-# Each poll costs two flwr calls of ~1.5 s CPU each; 5 s apart keeps the
-# controller light while rounds (tens of seconds) still show up promptly.
-POLL_SECONDS = 5.0
-# How long a stopped run may take to report finished:stopped.
-STOP_WAIT_SECONDS = 30.0
 DEFAULT_TIMEOUT = 1800.0
-EXIT_FAILED = 1
-EXIT_TIMEOUT = 124  # as timeout(1)
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-ROUNDS_KEY = "num-server-rounds"
-MIN_NODES_KEY = "min-nodes"
-# Before a run is running its ServerApp has logged nothing, and a log
-# request would only wait.
-_LOGGING_STATE = "running"
 _DEVICE_CHECK = (
     "on a device, see `systemctl status fledge-supernode` and `journalctl -u fledge-supernode`"
 )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    info: RunInfo
-    rounds: list[RoundMetrics]
-    stopped_by: str | None  # "timeout", "interrupt" or None
-
-
-def _connect(inventory_path: Path) -> tuple[inventory.Inventory, Flower]:
+def _connect(inventory_path: Path) -> tuple[inventory.Inventory, SuperLink]:
     fleet = inventory.load(inventory_path)
-    flower = Flower.for_inventory(fleet)
-    if flower.insecure:
+    superlink = SuperLink.for_inventory(fleet)
+    if superlink.insecure:
         err.print(
             "[yellow]warning:[/] fledge_tls is false for the SuperLink: talking to "
-            f"{escape(flower.address)} without TLS; anyone on the path can read and change it"
+            f"{escape(superlink.address)} without TLS; anyone on the path can read and change it"
         )
-    return fleet, flower
+    return fleet, superlink
 
 
 # --- start ------------------------------------------------------------------
@@ -110,7 +84,7 @@ def start(
             "Default: every device in the inventory.",
         ),
     ] = None,
-    config: Annotated[
+    config_values: Annotated[
         list[str] | None,
         typer.Option(
             "--config",
@@ -126,76 +100,27 @@ def start(
     output: FormatOption = Format.text,
 ) -> None:
     """Start a training run on the fleet and follow it round by round until it ends."""
-    fleet, flower = _connect(inventory_path)
+    fleet, superlink = _connect(inventory_path)
     flwr_app: Traversable = app_dir if app_dir is not None else default_app()
     needed = min_nodes if min_nodes is not None else len(fleet.supernodes)
-    overrides, total_rounds = _run_config(flwr_app, rounds, needed, config or [])
-    _require_online(flower, needed, fleet, explicit=min_nodes is not None)
-    run_id = flower.start_run(flwr_app, overrides)
-    err.print(f"Started run [bold]{run_id}[/] ({escape(_describe(overrides))})")
-    outcome = _follow(flower, run_id, total_rounds, timeout)
+    config = run_config(flwr_app, rounds=rounds, min_nodes=needed, values=config_values or [])
+    _require_online(superlink, needed, fleet, explicit=min_nodes is not None)
+    run_id = superlink.start_run(flwr_app, config.overrides)
+    err.print(f"Started run [bold]{run_id}[/] ({escape(config.describe())})")
+    progress = _Progress(run_id, config.rounds)
+    with err.status(progress):
+        outcome = follow.follow(superlink, run_id, timeout, progress)
     if output is Format.json:
         print_json(_summary_json(outcome))
     else:
         _print_summary(outcome)
-    raise typer.Exit(_exit_code(outcome))
-
-
-def _run_config(
-    flwr_app: Traversable, rounds: int | None, min_nodes: int, values: list[str]
-) -> tuple[dict[str, Any], int | None]:
-    """Run-config overrides for the keys the app declares, and the rounds to expect.
-
-    flwr rejects an override for a key the app does not declare, so
-    min-nodes is passed only where it exists; --rounds on an app without
-    num-server-rounds is an error rather than silently ignored.
-    """
-    config = read_app_config(flwr_app)
-    overrides: dict[str, Any] = {}
-    for item in values:
-        key, value = _config_item(item)
-        if key not in config:
-            raise FledgeError(
-                f"--config {item}: the app declares no '{key}' in its run config",
-                path=str(flwr_app / "pyproject.toml"),
-                field=key,
-                fix=f"use one of {', '.join(sorted(config)) or '(none)'}, or add '{key}' "
-                "to [tool.flwr.app.config]",
-            )
-        overrides[key] = value
-    if rounds is not None:
-        if ROUNDS_KEY not in config:
-            raise FledgeError(
-                f"--rounds needs the app to declare '{ROUNDS_KEY}' in its run config",
-                path=str(flwr_app / "pyproject.toml"),
-                field=ROUNDS_KEY,
-                fix=f"add {ROUNDS_KEY} to [tool.flwr.app.config] and use it in the ServerApp, "
-                "or leave out --rounds",
-            )
-        overrides[ROUNDS_KEY] = rounds
-    if MIN_NODES_KEY in config:
-        overrides[MIN_NODES_KEY] = min_nodes
-    total = overrides.get(ROUNDS_KEY, config.get(ROUNDS_KEY))
-    return overrides, total if isinstance(total, int) else None
-
-
-def _config_item(item: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE in TOML, as flwr reads it; a bare word is a string."""
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-        raise FledgeError(
-            f"--config {item!r} is not KEY=VALUE", fix="write it as --config KEY=VALUE"
-        )
-    try:
-        return key.strip(), tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return key.strip(), text
+    raise typer.Exit(outcome.exit_code)
 
 
 def _require_online(
-    flower: Flower, needed: int, fleet: inventory.Inventory, *, explicit: bool
+    superlink: SuperLink, needed: int, fleet: inventory.Inventory, *, explicit: bool
 ) -> None:
-    online = sum(1 for node in flower.list_nodes() if node.online)
+    online = sum(1 for node in superlink.list_nodes() if node.online)
     if online < needed:
         source = "--min-nodes" if explicit else f"one per device in {display_path(fleet.path)}"
         raise FledgeError(
@@ -207,15 +132,12 @@ def _require_online(
     err.print(f"{online} devices connected (the run needs {needed})")
 
 
-def _describe(overrides: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the app's own run config"
-
-
 # --- follow -----------------------------------------------------------------
 
 
 class _Progress:
-    """The status line under the spinner, and each round printed once above it.
+    """What `round start` shows while it follows a run: a status line under a
+    spinner, and each finished round printed once above it.
 
     Rich renders ``__rich__`` on every refresh, so the clock keeps running
     between polls.
@@ -226,96 +148,33 @@ class _Progress:
         self.total_rounds = total_rounds
         self.state = "pending"
         self.started = time.monotonic()
-        self.shown: set[int] = set()
+        self.done = 0
 
     def __rich__(self) -> str:
-        done = f", {len(self.shown)}{self._of()} rounds done" if self.shown else ""
+        done = f", {self.done}{self._of()} rounds done" if self.done else ""
         elapsed = _duration(time.monotonic() - self.started)
         return f"run {self.run_id}: {self.state}{done}, {elapsed}"
 
     def _of(self) -> str:
         return f"/{self.total_rounds}" if self.total_rounds else ""
 
-    def announce(self, rounds: list[RoundMetrics], *, final: bool) -> None:
-        """Print rounds not shown yet, once their metrics are complete.
+    # The follower's observer.
 
-        A round is complete when it has evaluation results, when a later
-        round has begun (Flower's log reports train and evaluate apart), or
-        when the run is over.
-        """
-        for index, metrics in enumerate(rounds):
-            complete = (
-                final
-                or index < len(rounds) - 1
-                or metrics.loss is not None
-                or metrics.accuracy is not None
-            )
-            if complete and metrics.round not in self.shown:
-                self.shown.add(metrics.round)
-                err.print(_round_line(metrics, self._of()))
+    def status(self, status: str) -> None:
+        self.state = status
 
+    def round_done(self, metrics: RoundMetrics) -> None:
+        self.done += 1
+        err.print(_round_line(metrics, self._of()))
 
-def _follow(flower: Flower, run_id: str, total_rounds: int | None, timeout: float) -> Outcome:
-    """Poll the run until it finishes; stop it on timeout or Ctrl-C."""
-    progress = _Progress(run_id, total_rounds)
-    deadline = time.monotonic() + timeout
-    stopped_by = None
-    with err.status(progress):
-        try:
-            while True:
-                info = flower.run_info(run_id)
-                progress.state = info.status
-                if info.finished:
-                    break
-                if info.status == _LOGGING_STATE:
-                    progress.announce(parse_round_metrics(flower.run_log(run_id)), final=False)
-                if time.monotonic() >= deadline:
-                    stopped_by = "timeout"
-                    err.print(f"[yellow]Run {run_id} passed --timeout ({timeout:g} s)[/]")
-                    break
-                time.sleep(POLL_SECONDS)
-        except KeyboardInterrupt:
-            stopped_by = "interrupt"
-            err.print("[yellow]Interrupted[/]")
-        if stopped_by is not None:
-            progress.state = "stopping"
-            info = _stop(flower, run_id)
-        # The final status and log, read after the run has ended.
-        rounds = parse_round_metrics(flower.run_log(run_id))
-    progress.announce(rounds, final=True)
-    return Outcome(info, rounds, stopped_by)
-
-
-def _stop(flower: Flower, run_id: str) -> RunInfo:
-    """Stop the run and wait (bounded) until the SuperLink reports it finished."""
-    err.print(f"Stopping run {run_id}")
-    try:
-        flower.stop_run(run_id)
-    except FledgeError as exc:
-        # Most often the run finished in the meantime; its status tells.
-        err.print(f"[yellow]warning:[/] {escape(str(exc))}")
-    deadline = time.monotonic() + STOP_WAIT_SECONDS
-    while True:
-        info = flower.run_info(run_id)
-        if info.finished or time.monotonic() >= deadline:
-            return info
-        time.sleep(POLL_SECONDS)
-
-
-def _exit_code(outcome: Outcome) -> int:
-    if outcome.info.completed:
-        return 0
-    if outcome.stopped_by == "timeout":
-        return EXIT_TIMEOUT
-    if outcome.stopped_by == "interrupt":
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED
+    def note(self, message: str, *, warning: bool = False) -> None:
+        err.print(f"[yellow]{escape(message)}[/]" if warning else escape(message))
 
 
 # --- output -----------------------------------------------------------------
 
 
-def _summary_json(outcome: Outcome) -> dict[str, Any]:
+def _summary_json(outcome: follow.Outcome) -> dict[str, Any]:
     info = outcome.info
     return {
         "run_id": info.run_id,
@@ -328,7 +187,7 @@ def _summary_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _print_summary(outcome: Outcome) -> None:
+def _print_summary(outcome: follow.Outcome) -> None:
     info = outcome.info
     if outcome.rounds:
         table = Table(title="Rounds", title_justify="left")
@@ -401,8 +260,8 @@ def _bytes(count: int) -> str:
 @handle_errors
 def list_runs(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """List the runs on the fleet's SuperLink."""
-    _, flower = _connect(inventory_path)
-    runs = flower.list_runs()
+    _, superlink = _connect(inventory_path)
+    runs = superlink.list_runs()
     if output is Format.json:
         print_json({"runs": [run.to_json() for run in runs]})
         return
@@ -431,8 +290,8 @@ def stop(
     inventory_path: InventoryOption,
 ) -> None:
     """Stop a run on the fleet's SuperLink."""
-    _, flower = _connect(inventory_path)
-    flower.stop_run(str(run_id))
+    _, superlink = _connect(inventory_path)
+    superlink.stop_run(str(run_id))
     err.print(f"Stopped run {run_id}")
 
 
@@ -440,8 +299,8 @@ def stop(
 @handle_errors
 def nodes(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """List the SuperNodes connected to the fleet's SuperLink."""
-    fleet, flower = _connect(inventory_path)
-    known = flower.list_nodes()
+    fleet, superlink = _connect(inventory_path)
+    known = superlink.list_nodes()
     online = sum(1 for node in known if node.online)
     if output is Format.json:
         print_json(
