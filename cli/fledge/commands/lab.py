@@ -13,6 +13,7 @@ from rich.table import Table
 from fledge.console import Format, FormatOption, display_path, err, handle_errors, print_json
 from fledge.errors import FledgeError
 from fledge.lab import engine, fleet, image
+from fledge.progress import ConsoleReporter
 
 app = typer.Typer(
     help="A local virtual fleet: Docker containers that behave like Raspberry Pi OS hosts.",
@@ -82,7 +83,15 @@ def up(
     client = engine.connect()
     with engine.engine_errors():
         hosts, inventory = fleet.up(
-            client, name, nodes, directory, arch, mirror, base_image, _parse_labels(labels or [])
+            client,
+            name,
+            nodes,
+            directory,
+            arch,
+            mirror,
+            base_image,
+            _parse_labels(labels or []),
+            ConsoleReporter(),
         )
     _print_table(name, hosts)
     # soft_wrap: the command stays one line, to copy and paste.

@@ -5,7 +5,7 @@
 - ``fleet``: the containers and network (``up``, ``hosts``, ``down``);
 - ``node``: what is done inside a container over the Docker exec API;
 - ``files``: the login key, known_hosts and inventory left for the controller;
-- ``waiting``: progress for the long waits.
+- ``report``: how they report progress (to a reporter they are given; they never print).
 
 docs/lab.md explains how it works and why.
 """

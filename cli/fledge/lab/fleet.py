@@ -22,12 +22,11 @@ from docker.types import Mount
 
 from fledge import ssh
 from fledge.ansible_vars import role_defaults
-from fledge.console import err
 from fledge.errors import FledgeError
 from fledge.fsutil import private_dir
 from fledge.lab import files, image, node
 from fledge.lab.engine import native_arch
-from fledge.lab.waiting import Waiting
+from fledge.lab.report import SILENT, Reporter
 
 DEFAULT_NAME = "fledge-lab"
 DEFAULT_DIR = Path("fledge-lab")
@@ -122,6 +121,7 @@ def up(
     mirror: str = image.DEFAULT_MIRROR,
     base_image: str | None = None,
     labels: Mapping[str, str] | None = None,
+    report: Reporter = SILENT,
 ) -> tuple[list[LabHost], Path]:
     """Create or repair the lab; return its hosts and the inventory's path.
 
@@ -147,25 +147,26 @@ def up(
     directory = private_dir(_ensure_network(client, lab, directory, labels), field="--dir")
     wanted = {COORDINATOR: native, **{name: arch for name in device_names(nodes)}}
     existing = containers(client, lab)
-    _check_reused(existing, wanted, base_image)
-    _remove_surplus(existing, wanted)
+    _check_reused(existing, wanted, base_image, report)
+    _remove_surplus(existing, wanted, report)
 
     for container in existing.values():
         if container.status != "running":
             container.start()
-            err.print(f"restarted {container.name}")
+            report.note(f"restarted {container.name}")
     missing = [host for host in wanted if host not in existing]
     images = {
-        a: image.ensure_image(client, a, mirror, base_image) for a in {wanted[h] for h in missing}
+        a: image.ensure_image(client, a, mirror, base_image, report)
+        for a in {wanted[h] for h in missing}
     }
     for host in missing:
         existing[host] = _create(client, lab, host, images[wanted[host]], labels)
-        err.print(f"started {lab}-{host}")
+        report.note(f"started {lab}-{host}")
     running = {host: existing[host] for host in wanted}
-    node.wait_booted(running, EMULATED_BOOT_TIMEOUT if arch != native else BOOT_TIMEOUT)
+    node.wait_booted(running, EMULATED_BOOT_TIMEOUT if arch != native else BOOT_TIMEOUT, report)
 
     emulated = {host for host, a in wanted.items() if a != native}
-    inventory_path = _grant_access(lab, directory, running, emulated)
+    inventory_path = _grant_access(lab, directory, running, emulated, report)
     return [LabHost.of(c) for c in running.values()], inventory_path
 
 
@@ -259,15 +260,20 @@ def _ensure_network(
     return recorded
 
 
-def _remove_surplus(existing: dict[str, Container], wanted: dict[str, str]) -> None:
+def _remove_surplus(
+    existing: dict[str, Container], wanted: dict[str, str], report: Reporter
+) -> None:
     for host in [h for h in existing if h not in wanted]:
         container = existing.pop(host)
         container.remove(force=True, v=True)
-        err.print(f"removed {container.name}: the lab now has {len(wanted) - 1} device(s)")
+        report.note(f"removed {container.name}: the lab now has {len(wanted) - 1} device(s)")
 
 
 def _check_reused(
-    existing: dict[str, Container], wanted: dict[str, str], base_image: str | None
+    existing: dict[str, Container],
+    wanted: dict[str, str],
+    base_image: str | None,
+    report: Reporter,
 ) -> None:
     """Refuse to mix architectures; point out hosts on an outdated image."""
     for host, container in existing.items():
@@ -282,8 +288,8 @@ def _check_reused(
                 fix=f"pass --arch {built_for}, or `fledge lab down` first to change architecture",
             )
         if container.labels.get(image.RECIPE_LABEL) != image.recipe_hash(wanted[host], base_image):
-            err.print(
-                f"[yellow]note:[/] {host} runs an image from another recipe; "
+            report.note(
+                f"note: {host} runs an image from another recipe; "
                 "`fledge lab down` then `fledge lab up` recreates it"
             )
 
@@ -356,7 +362,11 @@ def _run(
 
 
 def _grant_access(
-    lab: str, directory: Path, running: dict[str, Container], emulated: set[str]
+    lab: str,
+    directory: Path,
+    running: dict[str, Container],
+    emulated: set[str],
+    report: Reporter,
 ) -> Path:
     """Install the login key, record host keys, write the inventory, prove SSH works."""
     public_key = files.login_key(directory, comment=f"fledge-lab-{lab}")
@@ -376,7 +386,7 @@ def _grant_access(
     coordinator, *devices = endpoints
     control_port = _required_port(running[COORDINATOR], _superlink(), COORDINATOR)
     path = files.write(lab, directory, coordinator, devices, control_port, fleet_host=COORDINATOR)
-    with Waiting("checking SSH logins (host keys checked, sudo -n true)") as waiting:
+    with report.step("checking SSH logins (host keys checked, sudo -n true)") as waiting:
         for endpoint in endpoints:
             waiting.update(endpoint.host)
             _check_ssh(directory, endpoint)

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import docker
 
-from fledge.console import err
 from fledge.errors import FledgeError
-from fledge.lab.waiting import Waiting
+from fledge.lab.report import SILENT, Reporter
 
 REPOSITORY = "fledge-lab"
 ARCH_LABEL = "io.fledge.lab.arch"
@@ -150,7 +149,11 @@ def _register(name: str, info: dict[str, str]) -> str:
 
 
 def ensure_image(
-    client: docker.DockerClient, arch: str, mirror: str, base_image: str | None = None
+    client: docker.DockerClient,
+    arch: str,
+    mirror: str,
+    base_image: str | None = None,
+    report: Reporter = SILENT,
 ) -> str:
     """The tag of the lab image for ``arch``, built now if not cached."""
     tag = image_tag(arch, base_image)
@@ -161,8 +164,8 @@ def ensure_image(
     else:
         base, apt_packages = rootfs_tag(arch), ""
         if not _exists(client, base):
-            _import_rootfs(client, arch, mirror, base)
-    _build(client, arch, tag, base, apt_packages, recipe_hash(arch, base_image))
+            _import_rootfs(client, arch, mirror, base, report)
+    _build(client, arch, tag, base, apt_packages, recipe_hash(arch, base_image), report)
     return tag
 
 
@@ -189,14 +192,16 @@ def _exists(client: docker.DockerClient, tag: str) -> bool:
         return False
 
 
-def _import_rootfs(client: docker.DockerClient, arch: str, mirror: str, tag: str) -> None:
+def _import_rootfs(
+    client: docker.DockerClient, arch: str, mirror: str, tag: str, report: Reporter
+) -> None:
     _require_debootstrap()
     # Not under /tmp: that may be a small tmpfs, and the tree is ~320 MB.
     work = Path(tempfile.mkdtemp(prefix="fledge-lab-rootfs-", dir="/var/tmp"))
     try:
         root = work / "root"
-        _debootstrap(arch, mirror, root)
-        with Waiting(f"importing the {arch} root file system as {tag}"):
+        _debootstrap(arch, mirror, root, report)
+        with report.step(f"importing the {arch} root file system as {tag}"):
             # The equivalent of `tar -C root -c . | docker import -c 'CMD ...' - tag`.
             with subprocess.Popen(TAR, cwd=root, stdout=subprocess.PIPE) as tar:
                 client.api.import_image(
@@ -208,7 +213,7 @@ def _import_rootfs(client: docker.DockerClient, arch: str, mirror: str, tag: str
                 )
             if tar.returncode != 0:
                 raise FledgeError(f"tar of the root file system failed (exit {tar.returncode})")
-        err.print(f"imported {tag}")
+        report.note(f"imported {tag}")
     finally:
         _remove_tree(work)
 
@@ -234,7 +239,7 @@ def _require_debootstrap() -> None:
         )
 
 
-def _debootstrap(arch: str, mirror: str, root: Path) -> None:
+def _debootstrap(arch: str, mirror: str, root: Path, report: Reporter) -> None:
     command = [
         "debootstrap",
         "--variant=minbase",
@@ -247,7 +252,7 @@ def _debootstrap(arch: str, mirror: str, root: Path) -> None:
     ]
     tail: deque[str] = deque(maxlen=25)
     message = f"debootstrap {SUITE} {arch} from {mirror} (minutes, once: the result is cached)"
-    with Waiting(message) as waiting:
+    with report.step(message) as waiting:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -257,7 +262,7 @@ def _debootstrap(arch: str, mirror: str, root: Path) -> None:
             waiting.update(tail[-1][:80])
         returncode = proc.wait()
     if returncode == 0:
-        err.print(f"debootstrap {arch} took {waiting.elapsed:.0f} s")
+        report.note(f"debootstrap {arch} took {waiting.elapsed:.0f} s")
         return
     detail = "\n".join(tail)
     log = root / "debootstrap" / "debootstrap.log"
@@ -284,9 +289,15 @@ def _remove_tree(path: Path) -> None:
 
 
 def _build(
-    client: docker.DockerClient, arch: str, tag: str, base: str, apt_packages: str, digest: str
+    client: docker.DockerClient,
+    arch: str,
+    tag: str,
+    base: str,
+    apt_packages: str,
+    digest: str,
+    report: Reporter,
 ) -> None:
-    with Waiting(f"building {tag} from {base}") as waiting:
+    with report.step(f"building {tag} from {base}") as waiting:
         for chunk in client.api.build(
             path=str(RECIPE_DIR),
             tag=tag,
@@ -304,4 +315,4 @@ def _build(
             line = chunk.get("stream", "").strip()
             if line.startswith("Step "):
                 waiting.update(line[:80])
-    err.print(f"built {tag} in {waiting.elapsed:.0f} s")
+    report.note(f"built {tag} in {waiting.elapsed:.0f} s")

@@ -13,7 +13,7 @@ from typing import cast
 from docker.models.containers import Container
 
 from fledge.errors import FledgeError
-from fledge.lab.waiting import Waiting
+from fledge.lab.report import Reporter
 
 BOOTED = ("running", "degraded")
 AUTHORIZED_KEYS = "/home/pi/.ssh/authorized_keys"
@@ -45,10 +45,10 @@ def _exec(container: Container, command: list[str], host: str) -> str:
     return out
 
 
-def wait_booted(containers: dict[str, Container], timeout: float) -> None:
+def wait_booted(containers: dict[str, Container], timeout: float, report: Reporter) -> None:
     """Wait until systemd in every container has finished booting."""
     pending = dict(containers)
-    with Waiting("waiting for systemd to boot") as waiting:
+    with report.step("waiting for systemd to boot") as waiting:
         while True:
             states = {host: _system_state(c, host) for host, c in pending.items()}
             pending = {host: c for host, c in pending.items() if states[host] not in BOOTED}
