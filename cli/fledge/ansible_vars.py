@@ -13,6 +13,7 @@ origin), so errors can name the file and the line.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fledge.collection import collection_dir, collections_path
+from fledge.collection import collection_dir
 from fledge.errors import FledgeError
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
-# Before ansible is imported: duplicate keys are mistakes (YAML keeps the
-# last one silently), and an inventory Ansible cannot parse is an error, not
-# an empty fleet with a warning.
+# Ansible's settings while fledge reads an inventory: duplicate keys are
+# mistakes (YAML keeps the last one silently), and an inventory Ansible
+# cannot parse is an error, not an empty fleet with a warning. Set while
+# fledge reads an inventory only, never for the processes fledge starts.
 _STRICT = {
     "ANSIBLE_DUPLICATE_YAML_DICT_KEY": "error",
     "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
@@ -95,9 +97,11 @@ def read(path: Path, role_defaults: Mapping[str, Sequence[str]]) -> AnsibleInven
     vars its hosts get (in order, later roles win), as the deploy playbook's
     plays give them.
     """
-    for key, value in _STRICT.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(collections_path()))
+    with _environment(_STRICT):  # ansible reads these settings as it parses
+        return _read(path, role_defaults)
+
+
+def _read(path: Path, role_defaults: Mapping[str, Sequence[str]]) -> AnsibleInventory:
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -140,6 +144,22 @@ def read(path: Path, role_defaults: Mapping[str, Sequence[str]]) -> AnsibleInven
             "how Ansible reads it",
         ) from None
     return AnsibleInventory(groups, hosts)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in the environment (where not set already), then as it was."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 @functools.cache
