@@ -43,7 +43,6 @@ from fledge.addresses import (
     is_user_name,
     is_valid_address,
     parse_port,
-    split_host_port,
 )
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
@@ -116,11 +115,6 @@ class Inventory:
         return _boolean(self.superlink, "fledge_tls")
 
     @property
-    def control_address(self) -> str:
-        """``host:port`` where the controller reaches the SuperLink's Control API."""
-        return str(self.superlink.vars["superlink_control_address"])
-
-    @property
     def superlink_sans(self) -> list[str]:
         """Names and addresses the SuperLink's certificate carries."""
         v = self.superlink.vars
@@ -128,7 +122,6 @@ class Inventory:
             name=self.superlink.name,
             address=self.superlink.address,
             fleet_host=self.fleet_host,
-            control_host=split_host_port(self.control_address)[0],
             listen_address=v.get("superlink_listen_address"),
             extra=v.get("superlink_tls_extra_sans") or [],
         )
@@ -312,18 +305,6 @@ def _check_superlink(variables: Mapping[str, Any], fail: Any) -> None:
             if isinstance(sans, str)
             else "write it as a list of DNS names or IP addresses",
         )
-    control = variables.get("superlink_control_address")
-    if control is not None:
-        try:
-            chost, cport = split_host_port(str(control))
-            if cport is None or not is_valid_address(chost):
-                raise ValueError("expected HOST:PORT")
-        except ValueError as exc:
-            raise fail(
-                "superlink_control_address",
-                f"'{control}' is not a HOST:PORT address ({exc})",
-                "set it to where this controller reaches the SuperLink, e.g. 10.0.0.1:8000",
-            ) from None
 
 
 def _check_ssh_options(variables: Mapping[str, Any], fail: Any) -> None:
@@ -339,7 +320,7 @@ def _check_ssh_options(variables: Mapping[str, Any], fail: Any) -> None:
         value = variables.get(key)
         if not value:
             continue
-        for option, setting in _ssh_options(str(value)):
+        for option, setting in ssh_options(str(value)):
             if setting.lower() in _TRUSTING_OPTIONS.get(option.lower(), set()):
                 raise fail(
                     key,
@@ -350,7 +331,7 @@ def _check_ssh_options(variables: Mapping[str, Any], fail: Any) -> None:
                 )
 
 
-def _ssh_options(args: str) -> Iterable[tuple[str, str]]:
+def ssh_options(args: str) -> Iterable[tuple[str, str]]:
     """The ``-o Name=value`` options (or ``-o Name value``, ``-oName=value``) of SSH arguments."""
     words = shlex.split(args)
     for index, word in enumerate(words):

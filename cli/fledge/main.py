@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fledge import __version__
-from fledge.commands import certs, inventory, lab, provision, round
+from fledge.commands import certs, inventory, lab, node, provision, round, tunnel
 
 app = typer.Typer(
     name="fledge",
@@ -20,7 +20,9 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(certs.app, name="certs")
 app.add_typer(round.app, name="round")
+app.add_typer(node.app, name="node")
 app.command()(provision.provision)
+app.command()(tunnel.tunnel)
 
 
 def _version(value: bool) -> None:

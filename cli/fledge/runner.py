@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,7 @@ def run_playbook(
     limit: str | None = None,
     tags: Sequence[str] = (),
     verbosity: int = 0,
+    extravars: Mapping[str, Any] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` against ``inventory`` and collect a per-host recap."""
@@ -158,6 +159,7 @@ def run_playbook(
             envvars=ansible_env(),
             cmdline=" ".join(cmdline) or None,
             limit=limit,
+            extravars=dict(extravars or {}),
             tags=",".join(tags) or None,
             verbosity=verbosity or None,
             event_handler=handle,

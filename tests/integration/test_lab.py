@@ -69,7 +69,7 @@ def test_lab_up_status_ssh_up_again_down(lab: tuple[str, Path]) -> None:
     fleet_ = inventory.load(directory / "inventory.yml")
     ports = {h.name: h.port for h in fleet_.hosts}
     assert ports == {h["host"]: h["ssh_port"] for h in hosts}
-    assert fleet_.control_address == f"127.0.0.1:{hosts[0]['superlink_port']}"
+    assert fleet_.state_dir == directory.resolve() / ".fledge"
 
     # A real login, the host key checked against the lab's known_hosts.
     for host in fleet_.hosts:

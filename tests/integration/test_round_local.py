@@ -125,8 +125,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path.write_text(
         "all:\n  children:\n"
         "    superlink:\n      hosts:\n"
-        f"        coordinator: {{ansible_host: 127.0.0.1, superlink_port: {port}, "
-        f"superlink_control_address: '127.0.0.1:{port}'}}\n"
+        # The coordinator is this machine: fledge dials the SuperLink's port directly.
+        f"        coordinator: {{ansible_host: 127.0.0.1, ansible_connection: local, "
+        f"superlink_local_port: {port}}}\n"
         "    supernodes:\n      hosts:\n" + "".join(f"        {device}:\n" for device in DEVICES)
     )
     # The certificate names what provisioning would put in it (loopback included).

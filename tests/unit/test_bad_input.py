@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fledge import addresses, inventory
 from fledge.commands import certs
-from fledge.commands import provision as provision_cmd
+from fledge.commands import playbooks as playbooks_cmd
 from fledge.errors import FledgeError
 from fledge.fsutil import PRIVATE_FILE, atomic_write, private_dir
 from fledge.main import app
@@ -304,7 +304,7 @@ def test_provision_refuses_a_shared_state_dir_before_running(
     shared.mkdir()
     shared.chmod(0o1777)
     inv = write_inventory(tmp_path / "inv.yml", f"fledge_state_dir: {shared}")
-    monkeypatch.setattr(provision_cmd, "run_playbook", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setattr(playbooks_cmd, "run_playbook", lambda *a, **k: pytest.fail("ran"))
     assert failed(fledge("provision", "-i", inv), "field 'fledge_state_dir'")
 
 

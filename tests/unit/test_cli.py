@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fledge import inventory
-from fledge.commands import provision as provision_cmd
+from fledge.commands import playbooks as playbooks_cmd
 from fledge.main import app
 from fledge.runner import Failure, HostRecap, PlaybookResult
 
@@ -121,7 +121,7 @@ def test_check_json(pis: Path) -> None:
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
     assert [h["name"] for h in doc["hosts"]] == ["coordinator", "pi-1", "pi-2"]
-    assert doc["superlink"]["control_address"] == "10.0.0.1:8000"
+    assert doc["superlink"] == {"fleet_host": "10.0.0.1", "port": 8000, "tls": True}
 
 
 def test_inventory_from_environment(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,7 +182,7 @@ def test_provision_success(pis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list = []
     recap = {h: HostRecap(ok=10, changed=2) for h in ("coordinator", "pi-1", "pi-2")}
     monkeypatch.setattr(
-        provision_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls)
+        playbooks_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls)
     )
     result = fledge("provision", "-i", pis, "--format", "json")
     assert result.exit_code == 0, result.output
@@ -201,7 +201,7 @@ def test_a_dry_run_says_what_a_real_run_would_change(
     calls: list = []
     recap = {h: HostRecap(ok=10, changed=2) for h in ("coordinator", "pi-1", "pi-2")}
     monkeypatch.setattr(
-        provision_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls)
+        playbooks_cmd, "run_playbook", _fake_run(PlaybookResult(0, "successful", recap), calls)
     )
     result = fledge("provision", "-i", pis, "--check")
     assert result.exit_code == 0, result.output
@@ -221,7 +221,7 @@ def test_provision_fails_when_a_host_fails(pis: Path, monkeypatch: pytest.Monkey
         Failure("pi-2", "Gathering Facts", "ssh: connect to host refused", unreachable=True),
     ]
     fake = _fake_run(PlaybookResult(2, "failed", recap, failures), [])
-    monkeypatch.setattr(provision_cmd, "run_playbook", fake)
+    monkeypatch.setattr(playbooks_cmd, "run_playbook", fake)
     result = fledge("provision", "-i", pis, "--check")
     assert result.exit_code == 1
     assert "armhf userland" in result.stderr and "FAILED" in result.stderr
@@ -235,6 +235,6 @@ def test_provision_rejects_a_bad_inventory_before_running(
     bad.write_text(
         "all:\n  children:\n    supernodes: {hosts: {d: null}}\n    superlink: {hosts: {d: null}}\n"
     )
-    monkeypatch.setattr(provision_cmd, "run_playbook", lambda *a, **k: pytest.fail("must not run"))
+    monkeypatch.setattr(playbooks_cmd, "run_playbook", lambda *a, **k: pytest.fail("must not run"))
     result = fledge("provision", "-i", bad)
     assert result.exit_code == 1 and "both" in result.stderr

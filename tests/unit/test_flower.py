@@ -128,8 +128,7 @@ def write_fleet(
     path.write_text(
         "all:\n  children:\n"
         "    superlink:\n      hosts:\n"
-        "        coordinator: {ansible_host: 10.0.0.1, superlink_control_address: "
-        f"'10.0.0.1:18000'{superlink_vars}}}\n"
+        f"        coordinator: {{ansible_host: 10.0.0.1{superlink_vars}}}\n"
         "    supernodes:\n      hosts:\n        pi-1:\n        pi-2:\n"
     )
     if ca:
@@ -138,14 +137,21 @@ def write_fleet(
     return inventory.load(path)
 
 
+def connect(fleet: inventory.Inventory, address: str = "127.0.0.1:18000") -> SuperLink:
+    """As the operator's channel would, with its address (fledge.control)."""
+    home = fleet.path.parent / ".fledge" / "flwr"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return SuperLink.for_inventory(fleet, address, home)
+
+
 def test_config_toml_names_the_fleet_connection_and_its_ca(tmp_path: Path) -> None:
-    fl = SuperLink.for_inventory(write_fleet(tmp_path))
+    fl = connect(write_fleet(tmp_path))
     home = tmp_path / ".fledge" / "flwr"
-    assert fl.flwr_home == home.resolve()
+    assert fl.flwr_home == home
     config = tomllib.loads((home / "config.toml").read_text())
     assert config["superlink"]["default"] == "fledge"
     assert config["superlink"]["fledge"] == {
-        "address": "10.0.0.1:18000",
+        "address": "127.0.0.1:18000",
         "root-certificates": str((tmp_path / ".fledge" / "pki" / "ca.crt").resolve()),
     }
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
@@ -163,9 +169,9 @@ def test_config_toml_escapes_odd_paths() -> None:
 
 @pytest.mark.parametrize("value", ["false", "no", "'false'"])
 def test_fledge_tls_false_means_insecure_without_a_ca(tmp_path: Path, value: str) -> None:
-    fl = SuperLink.for_inventory(write_fleet(tmp_path, f", fledge_tls: {value}", ca=False))
+    fl = connect(write_fleet(tmp_path, f", fledge_tls: {value}", ca=False))
     config = tomllib.loads((fl.flwr_home / "config.toml").read_text())
-    assert config["superlink"]["fledge"] == {"address": "10.0.0.1:18000", "insecure": True}
+    assert config["superlink"]["fledge"] == {"address": "127.0.0.1:18000", "insecure": True}
     assert fl.insecure
 
 
@@ -178,14 +184,14 @@ def test_tls_stays_on_unless_switched_off(tmp_path: Path) -> None:
 
 def test_missing_ca_says_to_provision(tmp_path: Path) -> None:
     with pytest.raises(FledgeError) as caught:
-        SuperLink.for_inventory(write_fleet(tmp_path, ca=False))
+        connect(write_fleet(tmp_path, ca=False))
     assert caught.value.path.name == "ca.crt"
     assert "fledge provision" in caught.value.fix
 
 
 def test_config_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fleet = write_fleet(tmp_path)
-    SuperLink.for_inventory(fleet)
+    connect(fleet)
     config = tmp_path / ".fledge" / "flwr" / "config.toml"
     before = config.read_text()
 
@@ -193,11 +199,8 @@ def test_config_is_replaced_atomically(tmp_path: Path, monkeypatch: pytest.Monke
         raise OSError("disk full")
 
     monkeypatch.setattr(files.os, "replace", crash)
-    (tmp_path / "fleet.yml").write_text(
-        (tmp_path / "fleet.yml").read_text().replace("18000", "19000")
-    )
     with pytest.raises(OSError):
-        SuperLink.for_inventory(inventory.load(tmp_path / "fleet.yml"))
+        connect(fleet, "127.0.0.1:19000")
     assert config.read_text() == before
     assert os.listdir(config.parent) == ["config.toml"]  # no half-written temp file left
 

@@ -57,7 +57,6 @@ def test_good_inventory_is_read_with_precedence(tmp_path: Path) -> None:
     )  # group var wins over default
     assert (pi2.address, pi2.port, pi2.user) == ("pi-2.local", 2222, "admin")  # host var wins
     assert fleet.state_dir == tmp_path / ".fledge"
-    assert fleet.control_address == "192.168.1.10:8000"
     assert fleet.fleet_host == "192.168.1.10"
 
 
@@ -67,13 +66,11 @@ def test_superlink_addresses_and_certificate_names(tmp_path: Path) -> None:
         "          ansible_host: 127.0.0.1\n"
         "          superlink_fleet_host: coordinator.lan\n"
         "          superlink_port: 9443\n"
-        "          superlink_control_address: 127.0.0.1:18443\n"
         "          superlink_tls_extra_sans: [fl.example.org]\n",
     )
     fleet = inventory.load(write(tmp_path, text))
     assert fleet.superlink_port == 9443
     assert fleet.fleet_host == "coordinator.lan"
-    assert fleet.control_address == "127.0.0.1:18443"
     assert fleet.superlink_sans == [
         "coordinator",
         "127.0.0.1",

@@ -41,9 +41,7 @@ def test_known_hosts_is_what_paramiko_looks_up(tmp_path: Path) -> None:
 
 
 def test_the_inventory_reads_back_as_the_lab(tmp_path: Path) -> None:
-    path = files.write(
-        "fledge-t1", tmp_path, COORDINATOR, DEVICES, control_port=32768, fleet_host="coordinator"
-    )
+    path = files.write("fledge-t1", tmp_path, COORDINATOR, DEVICES, fleet_host="coordinator")
     fleet = inventory.load(path)
     assert fleet.superlink.name == "coordinator"
     assert [(h.name, h.address, h.port) for h in fleet.hosts] == [
@@ -51,7 +49,7 @@ def test_the_inventory_reads_back_as_the_lab(tmp_path: Path) -> None:
         ("pi-1", "127.0.0.1", 32770),
         ("pi-2", "127.0.0.1", 32771),
     ]
-    assert fleet.control_address == "127.0.0.1:32768"
+    assert fleet.state_dir == tmp_path.resolve() / ".fledge"
     assert fleet.fleet_host == "coordinator"
     assert fleet.superlink.user == "pi"
     assert fleet.superlink.vars["fledge_lab"] == "fledge-t1"
@@ -68,7 +66,7 @@ def test_the_inventory_reads_back_as_the_lab(tmp_path: Path) -> None:
 
 def test_only_emulated_devices_run_docker_without_iptables(tmp_path: Path) -> None:
     emulated = Endpoint("pi-2", 32771, [ED25519], emulated=True)
-    path = files.write("t", tmp_path, COORDINATOR, [DEVICES[0], emulated], 32768, "coordinator")
+    path = files.write("t", tmp_path, COORDINATOR, [DEVICES[0], emulated], "coordinator")
     hosts = {h.name: h.vars for h in inventory.load(path).hosts}
     assert hosts["pi-2"]["docker_daemon_options"] == {"iptables": False}
     assert "docker_daemon_options" not in hosts["pi-1"]
@@ -77,7 +75,7 @@ def test_only_emulated_devices_run_docker_without_iptables(tmp_path: Path) -> No
 
 def test_a_path_with_spaces_stays_one_ssh_argument(tmp_path: Path) -> None:
     directory = tmp_path / "my labs"
-    text = files.inventory_text("lab", directory, COORDINATOR, DEVICES, 1, "coordinator")
+    text = files.inventory_text("lab", directory, COORDINATOR, DEVICES, "coordinator")
     args = yaml.safe_load(text)["all"]["vars"]["ansible_ssh_common_args"]
     assert f"UserKnownHostsFile='{directory}/known_hosts'" in args
 
@@ -95,7 +93,7 @@ def test_the_login_key_is_private_openssh_and_kept(tmp_path: Path) -> None:
 
 def test_remove_takes_the_lab_files_and_provisioning_state(tmp_path: Path) -> None:
     directory = tmp_path / "lab"
-    files.write("t", directory, COORDINATOR, DEVICES, 1, "coordinator")
+    files.write("t", directory, COORDINATOR, DEVICES, "coordinator")
     files.login_key(directory, "t")
     (directory / ".fledge" / "ca").mkdir(parents=True)
     (directory / ".fledge" / "ca" / "ca.key").write_text("secret")

@@ -37,6 +37,13 @@ class _Server(paramiko.ServerInterface):
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return paramiko.OPEN_SUCCEEDED
 
+    def check_channel_direct_tcpip_request(
+        self, chanid: int, origin: tuple[str, int], destination: tuple[str, int]
+    ) -> int:
+        """As sshd with AllowTcpForwarding: connect to the destination and relay."""
+        self.destination = destination
+        return paramiko.OPEN_SUCCEEDED
+
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         threading.Thread(target=self._run, args=(channel, command.decode()), daemon=True).start()
         return True
@@ -74,12 +81,33 @@ def server(tmp_path: Path) -> Iterator[tuple[int, paramiko.PKey, Path]]:
             transport.add_server_key(host_key)
             # A client that rejected this server's host key hangs up mid-handshake.
             with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
-                transport.start_server(server=_Server(login))
+                handler = _Server(login)
+                transport.start_server(server=handler)
+                threading.Thread(target=_relay, args=(transport, handler), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     yield listener.getsockname()[1], host_key, login_file
     stop.set()
     listener.close()
+
+
+def _relay(transport: paramiko.Transport, handler: _Server) -> None:
+    """Serve the direct-tcpip channels the client opens: one TCP connection each."""
+    while transport.is_active():
+        channel = transport.accept(timeout=1)
+        if channel is None or not hasattr(handler, "destination"):
+            continue
+        target = socket.create_connection(handler.destination)
+
+        def pump(src, dst) -> None:  # type: ignore[no-untyped-def]
+            with contextlib.suppress(OSError, EOFError):
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            with contextlib.suppress(OSError):  # EOF onwards, as sshd passes it on
+                dst.shutdown(socket.SHUT_WR) if isinstance(dst, socket.socket) else dst.close()
+
+        threading.Thread(target=pump, args=(channel, target), daemon=True).start()
+        threading.Thread(target=pump, args=(target, channel), daemon=True).start()
 
 
 def _keygen(path: Path) -> Path:
@@ -144,3 +172,44 @@ def test_nobody_listening_fails_after_the_wait(tmp_path: Path) -> None:
     with pytest.raises(FledgeError, match="failed") as caught:
         ssh.connect("127.0.0.1", port, "pi", login, tmp_path / "kh", wait=1)
     assert "sshd listens" in caught.value.fix
+
+
+@pytest.fixture
+def echo() -> Iterator[int]:
+    """A TCP echo server on loopback: the service behind the tunnel."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_a_forwarded_port_reaches_the_hosts_loopback(
+    tmp_path: Path, server: tuple[int, paramiko.PKey, Path], echo: int
+) -> None:
+    """What `fledge round` does to reach the Control API: ssh -L, with the host key checked."""
+    port, host_key, login = server
+    payload = b"x" * (3 << 20)  # several SSH windows' worth, both ways
+    with ssh.connect("127.0.0.1", port, "pi", login, _known_hosts(tmp_path, port, host_key)) as c:
+        with ssh.forward(c, ("127.0.0.1", echo)) as local_port:
+            for _ in range(2):  # one connection after the other, as flwr calls come
+                with socket.create_connection(("127.0.0.1", local_port), timeout=10) as conn:
+                    sender = threading.Thread(target=conn.sendall, args=(payload,))
+                    sender.start()
+                    received = bytearray()
+                    while len(received) < len(payload):
+                        received += conn.recv(1 << 16)
+                    sender.join()
+                assert bytes(received) == payload
+        with pytest.raises(OSError):  # closed with the block
+            socket.create_connection(("127.0.0.1", local_port), timeout=2)

@@ -24,7 +24,6 @@ SANS = pki.superlink_sans(
     name="coordinator",
     address="192.168.1.10",
     fleet_host="coordinator.lan",
-    control_host="127.0.0.1",
     listen_address="0.0.0.0",
 )
 
@@ -172,7 +171,6 @@ def test_an_extra_san_that_is_no_name_is_refused(tmp_path: Path, san: str) -> No
             name="coordinator",
             address="10.0.0.1",
             fleet_host="10.0.0.1",
-            control_host="10.0.0.1",
             extra=["ok.lan", san],
         )
     assert caught.value.field == "superlink_tls_extra_sans" and caught.value.fix
@@ -181,7 +179,7 @@ def test_an_extra_san_that_is_no_name_is_refused(tmp_path: Path, san: str) -> No
 
 def test_extra_sans_may_be_wildcards_and_addresses() -> None:
     sans = pki.superlink_sans(
-        name="c", address="10.0.0.1", fleet_host="c", control_host="c", extra=["*.lan", "fd00::1"]
+        name="c", address="10.0.0.1", fleet_host="c", extra=["*.lan", "fd00::1"]
     )
     assert {"*.lan", "fd00::1"} <= set(sans)
 
@@ -248,7 +246,6 @@ def run_action(pki_dir: Path, **args: object) -> dict:
         "name": "ca",
         "address": "10.0.0.1",
         "fleet_host": "10.0.0.1",
-        "control_address": "10.0.0.1:8000",
         **args,
     }
     return ActionModule(task, mock.MagicMock(), PlayContext(), None, None, None).run(task_vars={})

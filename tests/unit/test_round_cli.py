@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ansible_collections.fledge.edge.plugins.plugin_utils import registry
 from fledge.flower import cli, follow
 from fledge.flower.cli import FlwrResult
 from fledge.main import app
@@ -143,8 +144,9 @@ def fleet(tmp_path: Path) -> Path:
     path.write_text(
         "all:\n  children:\n"
         "    superlink:\n      hosts:\n"
-        "        coordinator: {ansible_host: 127.0.0.1,\n"
-        "                      superlink_control_address: '127.0.0.1:18000'}\n"
+        # A coordinator that is this machine: fledge dials its loopback, no SSH.
+        "        coordinator: {ansible_host: 127.0.0.1, ansible_connection: local,\n"
+        "                      superlink_local_port: 18000}\n"
         "    supernodes:\n      hosts:\n        pi-1:\n        pi-2:\n"
     )
     (tmp_path / ".fledge" / "pki").mkdir(parents=True)
@@ -386,14 +388,19 @@ def test_missing_ca_is_reported_before_flwr_runs(
     assert "fledge provision" in result.stderr and fake.calls == []
 
 
-def test_fledge_tls_false_warns(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("command", [["round", "nodes"], ["round", "list"], ["inventory", "check"]])
+def test_fledge_tls_false_warns_on_every_command(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
     use(monkeypatch, FakeFlwr(COMPLETES))
     fleet.write_text(
-        fleet.read_text().replace("'127.0.0.1:18000'", "'127.0.0.1:18000', fledge_tls: false")
+        fleet.read_text().replace(
+            "superlink_local_port: 18000", "superlink_local_port: 18000, fledge_tls: false"
+        )
     )
-    result = fledge("round", "nodes", "-i", fleet)
+    result = fledge(*command, "-i", fleet)
     assert result.exit_code == 0, result.output
-    assert "without TLS" in result.stderr
+    assert "this fleet is open" in " ".join(result.stderr.split())
 
 
 # --- list, stop, nodes ------------------------------------------------------
@@ -448,3 +455,20 @@ def test_nodes_as_text_points_at_missing_devices(
     assert result.exit_code == 0
     text = " ".join(result.stderr.split())
     assert "1 of 2 devices" in text and "journalctl -u fledge-supernode" in text
+
+
+def test_nodes_name_their_devices_and_the_devices_without_a_node(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller's record (fledge provision writes it) maps node IDs to hosts."""
+    fake = use(monkeypatch, FakeFlwr([], online=1))
+    ids = [n["node-id"] for n in json.loads(fake.supernode_ls([]).stdout)["nodes"]]
+    registry.record(fleet.parent / ".fledge", "pi-1", "ecdsa-sha2-nistp384 AAAA", ids[0])
+    result = fledge("round", "nodes", "-i", fleet, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [(n["host"], n["node_id"]) for n in doc["nodes"]] == [("pi-1", ids[0]), (None, ids[1])]
+    assert doc["missing"] == ["pi-2"]
+    lines = fledge("round", "nodes", "-i", fleet).stderr.splitlines()
+    assert any("(no host)" in line and ids[1] in line for line in lines)
+    assert any("pi-2" in line and "not registered" in line for line in lines)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from rich.markup import escape
 from rich.table import Table
 
 from ansible_collections.fledge.edge.plugins.plugin_utils import pki
-from fledge import inventory
+from fledge import control, inventory, ssh
+from fledge.commands.fleet import load as load_fleet
+from fledge.commands.playbooks import play
 from fledge.console import (
     Format,
     FormatOption,
@@ -85,7 +90,7 @@ def init(
     controller (0600); provisioning copies only certificates, and the
     SuperLink's own key to the SuperLink.
     """
-    fleet = inventory.load(inventory_path)
+    fleet = load_fleet(inventory_path)
     sans = fleet.superlink_sans  # checked before anything is written
     pki_dir = open_state_dir(fleet.state_dir) / "pki"
     shown = escape(display_path(pki_dir))
@@ -118,7 +123,7 @@ def init(
 @handle_errors
 def show(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """Show the CA and the SuperLink's certificate, and whether it needs reissuing."""
-    fleet = inventory.load(inventory_path)
+    fleet = load_fleet(inventory_path)
     pki_dir = fleet.state_dir / "pki"
     ca = pki.load_ca(pki_dir)
     cert_path = pki_dir / pki.SERVER_CERT
@@ -136,3 +141,106 @@ def show(inventory_path: InventoryOption, output: FormatOption = Format.text) ->
             err.print(
                 f"[yellow]The next provisioning reissues it: {', '.join(server['reissue'])}.[/]"
             )
+
+
+# When `certs status` asks for attention: a CA is replaced with every host,
+# so a year ahead; the SuperLink's certificate when provisioning would
+# reissue it anyway.
+CA_WARN_BEFORE = dt.timedelta(days=365)
+
+
+@app.command()
+@handle_errors
+def status(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
+    """The CA's and the SuperLink certificate's expiry, and whether the coordinator
+    serves the certificate this controller issued (read over SSH).
+
+    Exits 1 when something needs attention: a certificate expired or expiring
+    (the CA within a year, the SuperLink's within 30 days), one not issued by
+    the CA, or a coordinator serving another certificate. Cron-friendly.
+    """
+    fleet = load_fleet(inventory_path)
+    pki_dir = fleet.state_dir / "pki"
+    ca = pki.load_ca(pki_dir)
+    ca_info = _describe(pki_dir / pki.CA_CERT) | _expiry(ca.cert, CA_WARN_BEFORE)
+    problems = [f"the CA {ca_info['state']}"] if ca_info["state"] != "valid" else []
+    cert_path = pki_dir / pki.SERVER_CERT
+    server: dict[str, Any] | None = None
+    if not cert_path.is_file():
+        problems.append("no SuperLink certificate: `fledge provision` issues it")
+    else:
+        cert = pki.read_certificate(cert_path, fix=REISSUE_FIX)
+        server = _describe(cert_path, ca) | _expiry(cert, pki.RENEW_BEFORE)
+        if server["state"] != "valid":
+            problems.append(f"the SuperLink's certificate {server['state']}")
+        if not server["issued_by_ca"]:
+            problems.append("the SuperLink's certificate was not issued by this CA")
+        deployed = _deployed_fingerprint(fleet)
+        server["on_coordinator"] = deployed
+        if deployed != server["sha256"]:
+            problems.append(
+                f"{fleet.superlink.name} serves another certificate ({deployed or 'none'}): "
+                "`fledge provision` installs this one"
+            )
+    if output is Format.json:
+        print_json({"ca": ca_info, "superlink": server, "problems": problems})
+    else:
+        _print(ca_info, server, output)
+        if server is not None:
+            same = server["on_coordinator"] == server["sha256"]
+            err.print(
+                f"On {escape(fleet.superlink.name)}: "
+                + ("[green]this certificate[/]" if same else "[red]another certificate[/]")
+            )
+        for problem in problems:
+            err.print(f"[red]attention:[/] {escape(problem)}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def rotate(
+    inventory_path: InventoryOption,
+    wait: Annotated[
+        int,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for runs in progress to end (default: refuse while one runs).",
+        ),
+    ] = 0,
+    output: FormatOption = Format.text,
+) -> None:
+    """Issue a new certificate and key for the SuperLink and install them, once no run is
+    in progress; devices, which trust the CA, reconnect by themselves (checked)."""
+    fleet = load_fleet(inventory_path)
+    err.print(f"Rotating the certificate of {escape(fleet.superlink.name)}")
+    play(fleet, "rotate", "Rotation", output, extravars={"rotate_idle_timeout": wait})
+    err.print("[green]Rotated[/]: the SuperLink serves its new certificate; every device is back.")
+
+
+def _expiry(cert: x509.Certificate, warn_before: dt.timedelta) -> dict[str, Any]:
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    state = "expired" if left.total_seconds() <= 0 else "expires soon"
+    return {
+        "days_left": left.days,
+        "state": "valid" if left > warn_before else state,
+    }
+
+
+def _deployed_fingerprint(fleet: inventory.Inventory) -> str | None:
+    """The SHA-256 fingerprint of the certificate on the coordinator, read over SSH."""
+    path = f"{fleet.superlink.vars['_common_tls_dir']}/superlink.crt"
+    coordinator = fleet.superlink
+    if coordinator.vars.get("ansible_connection") == "local":
+        pem = Path(path).read_bytes() if Path(path).is_file() else b""
+    else:
+        user, key, known = control.ssh_login(coordinator)
+        with ssh.connect(coordinator.address, coordinator.port, user, key, known) as client:
+            status, out, _ = ssh.run(client, f"sudo -n cat {shlex.quote(path)}", timeout=60)
+        pem = out.encode() if status == 0 else b""
+    try:
+        return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex(":")
+    except ValueError:
+        return None

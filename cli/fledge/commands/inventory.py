@@ -21,6 +21,7 @@ from fledge.addresses import (
     parse_port,
     split_host_port,
 )
+from fledge.commands.fleet import load as load_fleet
 from fledge.console import (
     Format,
     FormatOption,
@@ -274,7 +275,7 @@ def generate(
 @handle_errors
 def check(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """Validate an inventory and list its hosts."""
-    fleet = inventory.load(inventory_path)
+    fleet = load_fleet(inventory_path)
     rows = [
         {"name": h.name, "role": h.group, "address": h.address, "port": h.port, "user": h.user}
         for h in fleet.hosts
@@ -288,7 +289,7 @@ def check(inventory_path: InventoryOption, output: FormatOption = Format.text) -
                 "superlink": {
                     "fleet_host": fleet.fleet_host,
                     "port": fleet.superlink_port,
-                    "control_address": fleet.control_address,
+                    "tls": fleet.tls,
                 },
             }
         )
@@ -302,6 +303,6 @@ def check(inventory_path: InventoryOption, output: FormatOption = Format.text) -
         )
     err.print(table)
     err.print(
-        f"Devices reach the SuperLink at {fleet.fleet_host}:{fleet.superlink_port}; "
-        f"this controller at {fleet.control_address}."
+        f"Devices reach the SuperLink at {fleet.fleet_host}:{fleet.superlink_port}; this "
+        f"controller reaches its Control API over SSH to {fleet.superlink.name}."
     )

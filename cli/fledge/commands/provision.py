@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from fledge import collection, inventory
-from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors, print_json
-from fledge.fsutil import open_state_dir
-from fledge.progress import PlaybookProgress, recap_table
-from fledge.runner import run_playbook
+from fledge.commands.fleet import load as load_fleet
+from fledge.commands.playbooks import play
+from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors
+from fledge.errors import FledgeError
 
 
 @handle_errors
@@ -30,6 +28,14 @@ def provision(
             "--tags", "-t", help="Only tasks with these tags, e.g. supernode_configure (repeat)."
         ),
     ] = None,
+    enrol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enrol",
+            metavar="HOST",
+            help="Enrol a revoked device again, with a new key (repeat).",
+        ),
+    ] = None,
     verbose: Annotated[
         int,
         typer.Option(
@@ -45,42 +51,27 @@ def provision(
     and checks that every device is connected. Safe to run again: a second
     run changes nothing.
     """
-    fleet = inventory.load(inventory_path)
-    open_state_dir(fleet.state_dir)
+    fleet = load_fleet(inventory_path)
+    unknown = sorted(set(enrol or []) - {h.name for h in fleet.supernodes})
+    if unknown:
+        raise FledgeError(
+            f"--enrol {unknown[0]}: no such device in the inventory",
+            path=fleet.path,
+            fix="name devices of the supernodes group",
+        )
     hosts = ", ".join(h.name for h in fleet.hosts)
     err.print(f"Provisioning {len(fleet.hosts)} hosts ({hosts}){' in check mode' if check else ''}")
-    with PlaybookProgress(err) as progress:
-        result = run_playbook(
-            collection.playbook("deploy"),
-            fleet.path,
-            fleet.state_dir,
-            check=check,
-            limit=limit,
-            tags=tags or [],
-            verbosity=verbose,
-            on_event=progress.handle,
-        )
-    err.print(recap_table(result, "Provisioning summary" + (" (check mode)" if check else "")))
-    for failure in result.failures:
-        err.print(
-            f"[red]{escape(failure.host)}[/]: {escape(failure.task)}\n  {escape(failure.message)}"
-        )
-    if result.output_tail:
-        err.print(escape(result.output_tail))
-    if output is Format.json:
-        print_json(
-            {
-                "succeeded": result.succeeded,
-                "check": check,
-                "changed": result.changed,
-                "hosts": {h: vars(r) | {"succeeded": r.succeeded} for h, r in result.recap.items()},
-                "failures": [vars(f) for f in result.failures],
-                "artifacts": str(result.artifacts),
-            }
-        )
-    if not result.succeeded:
-        err.print(f"Provisioning failed; the full log is in {result.artifacts}/stdout")
-        raise typer.Exit(1)
+    result = play(
+        fleet,
+        "deploy",
+        "Provisioning",
+        output,
+        check=check,
+        limit=limit,
+        tags=tags or [],
+        extravars={"supernode_reenrol": enrol} if enrol else None,
+        verbosity=verbose,
+    )
     if check:
         err.print(f"[green]Dry run done[/]: a real run would make {result.changed} changes.")
         return

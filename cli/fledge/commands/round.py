@@ -16,7 +16,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ansible_collections.fledge.edge.plugins.plugin_utils import registry
 from fledge import inventory
+from fledge.commands.fleet import superlink as fleet_superlink
 from fledge.console import (
     Format,
     FormatOption,
@@ -40,17 +42,6 @@ DEFAULT_TIMEOUT = 1800.0
 _DEVICE_CHECK = (
     "on a device, see `systemctl status fledge-supernode` and `journalctl -u fledge-supernode`"
 )
-
-
-def _connect(inventory_path: Path) -> tuple[inventory.Inventory, SuperLink]:
-    fleet = inventory.load(inventory_path)
-    superlink = SuperLink.for_inventory(fleet)
-    if superlink.insecure:
-        err.print(
-            "[yellow]warning:[/] fledge_tls is false for the SuperLink: talking to "
-            f"{escape(superlink.address)} without TLS; anyone on the path can read and change it"
-        )
-    return fleet, superlink
 
 
 # --- start ------------------------------------------------------------------
@@ -100,16 +91,16 @@ def start(
     output: FormatOption = Format.text,
 ) -> None:
     """Start a training run on the fleet and follow it round by round until it ends."""
-    fleet, superlink = _connect(inventory_path)
     flwr_app: Traversable = app_dir if app_dir is not None else default_app()
-    needed = min_nodes if min_nodes is not None else len(fleet.supernodes)
-    config = run_config(flwr_app, rounds=rounds, min_nodes=needed, values=config_values or [])
-    _require_online(superlink, needed, fleet, explicit=min_nodes is not None)
-    run_id = superlink.start_run(flwr_app, config.overrides)
-    err.print(f"Started run [bold]{run_id}[/] ({escape(config.describe())})")
-    progress = _Progress(run_id, config.rounds)
-    with err.status(progress):
-        outcome = follow.follow(superlink, run_id, timeout, progress)
+    with fleet_superlink(inventory_path) as (fleet, superlink):
+        needed = min_nodes if min_nodes is not None else len(fleet.supernodes)
+        config = run_config(flwr_app, rounds=rounds, min_nodes=needed, values=config_values or [])
+        _require_online(superlink, needed, fleet, explicit=min_nodes is not None)
+        run_id = superlink.start_run(flwr_app, config.overrides)
+        err.print(f"Started run [bold]{run_id}[/] ({escape(config.describe())})")
+        progress = _Progress(run_id, config.rounds)
+        with err.status(progress):
+            outcome = follow.follow(superlink, run_id, timeout, progress)
     if output is Format.json:
         print_json(_summary_json(outcome))
     else:
@@ -260,8 +251,8 @@ def _bytes(count: int) -> str:
 @handle_errors
 def list_runs(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """List the runs on the fleet's SuperLink."""
-    _, superlink = _connect(inventory_path)
-    runs = superlink.list_runs()
+    with fleet_superlink(inventory_path) as (_, superlink):
+        runs = superlink.list_runs()
     if output is Format.json:
         print_json({"runs": [run.to_json() for run in runs]})
         return
@@ -290,38 +281,41 @@ def stop(
     inventory_path: InventoryOption,
 ) -> None:
     """Stop a run on the fleet's SuperLink."""
-    _, superlink = _connect(inventory_path)
-    superlink.stop_run(str(run_id))
+    with fleet_superlink(inventory_path) as (_, superlink):
+        superlink.stop_run(str(run_id))
     err.print(f"Stopped run {run_id}")
 
 
 @app.command()
 @handle_errors
 def nodes(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
-    """List the SuperNodes connected to the fleet's SuperLink."""
-    fleet, superlink = _connect(inventory_path)
-    known = superlink.list_nodes()
+    """List the SuperLink's nodes with the device each one is, and the devices it lacks."""
+    with fleet_superlink(inventory_path) as (fleet, superlink):
+        known = superlink.list_nodes()
+    hosts = {e.node_id: host for host, e in registry.read_all(fleet.state_dir).items() if e.node_id}
+    rows = [node.to_json() | {"host": hosts.get(node.node_id)} for node in known]
+    seen = {row["host"] for row in rows if row["status"] != "unregistered"}
+    missing = [h.name for h in fleet.supernodes if h.name not in seen]
     online = sum(1 for node in known if node.online)
     if output is Format.json:
         print_json(
-            {
-                "devices": len(fleet.supernodes),
-                "online": online,
-                "nodes": [node.to_json() for node in known],
-            }
+            {"devices": len(fleet.supernodes), "online": online, "nodes": rows, "missing": missing}
         )
         return
     table = Table()
-    for column in ("node id", "status", "online since", "offline since"):
-        table.add_column(column, no_wrap=column == "node id")
-    for node in known:
-        colour = "green" if node.online else "yellow"
+    for column in ("host", "node id", "status", "online since", "offline since"):
+        table.add_column(column, no_wrap=column in ("host", "node id"))
+    for row in rows:
+        colour = {"online": "green", "unregistered": "dim"}.get(row["status"], "yellow")
         table.add_row(
-            node.node_id,
-            f"[{colour}]{escape(node.status)}[/]",
-            node.online_at or "-",
-            node.offline_at or "-",
+            escape(row["host"] or "(no host)"),
+            row["node_id"],
+            f"[{colour}]{escape(row['status'])}[/]",
+            row["online_at"] or "-",
+            row["offline_at"] or "-",
         )
+    for host in missing:
+        table.add_row(escape(host), "-", "[red]not registered[/]", "-", "-")
     err.print(table)
     err.print(f"{online} of {len(fleet.supernodes)} devices in the inventory are online")
     if online < len(fleet.supernodes):

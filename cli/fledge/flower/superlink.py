@@ -15,7 +15,7 @@ from fledge.flower import cli
 from fledge.flower.apps import config_value, copy_app
 from fledge.flower.cli import CALL_TIMEOUT, FIX_VERSION, LOG_TIMEOUT
 from fledge.flower.records import Node, RunInfo
-from fledge.fsutil import PRIVATE_FILE, atomic_write, open_state_dir, private_dir
+from fledge.fsutil import PRIVATE_FILE, atomic_write
 from fledge.inventory import Inventory
 
 CONNECTION = "fledge"
@@ -55,8 +55,9 @@ class SuperLink:
         return self.root_certificates is None
 
     @classmethod
-    def for_inventory(cls, inventory: Inventory) -> SuperLink:
-        """Write a private FLWR_HOME for this fleet (in its state dir) and connect."""
+    def for_inventory(cls, inventory: Inventory, address: str, home: Path) -> SuperLink:
+        """The fleet's SuperLink at ``address``, with the flwr CLI's connection to it
+        written into ``home`` (its FLWR_HOME), trusting the fleet's CA."""
         state_dir = inventory.state_dir.resolve()
         ca = None
         if inventory.tls:
@@ -67,12 +68,9 @@ class SuperLink:
                     path=ca,
                     fix=f"run `fledge provision -i {inventory.path}` first; it creates the CA",
                 )
-        home = private_dir(open_state_dir(state_dir) / FLWR_HOME_NAME)
         # The file names the CA the CLI trusts: private, and never half-written.
-        atomic_write(
-            home / CONFIG_FILE, connection_toml(inventory.control_address, ca), PRIVATE_FILE
-        )
-        return cls(home, inventory.control_address, ca)
+        atomic_write(home / CONFIG_FILE, connection_toml(address, ca), PRIVATE_FILE)
+        return cls(home, address, ca)
 
     # One flwr call each.
 

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fledge import inventory
-from fledge.addresses import join_host_port
 from fledge.fsutil import PRIVATE_FILE, atomic_write
 from fledge.inventory import HostSpec
 
@@ -78,7 +77,6 @@ def inventory_text(
     directory: Path,
     coordinator: Endpoint,
     devices: Iterable[Endpoint],
-    control_port: int,
     fleet_host: str,
 ) -> str:
     """The lab's inventory: hosts on loopback ports, keys checked against known_hosts."""
@@ -104,7 +102,6 @@ def inventory_text(
         port=coordinator.ssh_port,
         vars={
             "superlink_fleet_host": fleet_host,
-            "superlink_control_address": join_host_port(LAB_HOST, control_port),
             "monitoring_scrape_address": coordinator.host,
         },
     )
@@ -135,15 +132,12 @@ def write(
     directory: Path,
     coordinator: Endpoint,
     devices: Sequence[Endpoint],
-    control_port: int,
     fleet_host: str,
 ) -> Path:
     """Write known_hosts and the inventory (validated); return the inventory's path."""
     atomic_write(directory / KNOWN_HOSTS, known_hosts_text([coordinator, *devices]))
     path = directory / INVENTORY
-    inventory.write(
-        path, inventory_text(lab, directory, coordinator, devices, control_port, fleet_host)
-    )
+    inventory.write(path, inventory_text(lab, directory, coordinator, devices, fleet_host))
     return path
 
 

@@ -210,7 +210,8 @@ def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 def _superlink() -> str:
     """The coordinator's SuperLink port as the fleet's defaults declare it (lab
-    inventories keep the default), published on loopback for the controller."""
+    inventories keep the default): the proxy's, published on the controller's loopback, where
+    tests and people can see what the network sees of the coordinator."""
     return f"{role_defaults('common')['superlink_port']}/tcp"
 
 
@@ -384,8 +385,7 @@ def _grant_access(
             )
         )
     coordinator, *devices = endpoints
-    control_port = _required_port(running[COORDINATOR], _superlink(), COORDINATOR)
-    path = files.write(lab, directory, coordinator, devices, control_port, fleet_host=COORDINATOR)
+    path = files.write(lab, directory, coordinator, devices, fleet_host=COORDINATOR)
     with report.step("checking SSH logins (host keys checked, sudo -n true)") as waiting:
         for endpoint in endpoints:
             waiting.update(endpoint.host)

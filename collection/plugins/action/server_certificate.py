@@ -22,9 +22,9 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
     "address": {"type": "str", "required": True},
     "fleet_host": {"type": "str", "required": True},
-    "control_address": {"type": "str", "required": True},
     "listen_address": {"type": "str"},
     "extra_sans": {"type": "list", "elements": "str", "default": []},
+    "rotate": {"type": "bool", "default": False},
 }
 
 
@@ -40,12 +40,15 @@ class ActionModule(ControllerAction):
                 name=args["name"],
                 address=args["address"],
                 fleet_host=args["fleet_host"],
-                control_host=args["control_address"].rpartition(":")[0].strip("[]"),
                 listen_address=args["listen_address"],
                 extra=args["extra_sans"],
             )
             issued = pki.ensure_server_cert(
-                args["pki_dir"], args["name"], sans, dry_run=self._task.check_mode
+                args["pki_dir"],
+                args["name"],
+                sans,
+                dry_run=self._task.check_mode,
+                rotate=args["rotate"],
             )
         except FledgeError as exc:
             raise AnsibleActionFail(str(exc)) from None

@@ -38,10 +38,6 @@ options:
     description: The name or address devices dial.
     type: str
     required: true
-  control_address:
-    description: The C(HOST:PORT) where the controller reaches the Control API.
-    type: str
-    required: true
   listen_address:
     description: The address the SuperLink listens on; wildcards are not added.
     type: str
@@ -50,6 +46,10 @@ options:
     type: list
     elements: str
     default: []
+  rotate:
+    description: Issue a new certificate, with a new key, even when the current one is fine.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - fledge.edge.controller
 """
@@ -61,7 +61,6 @@ EXAMPLES = r"""
     name: "{{ inventory_hostname }}"
     address: "{{ ansible_host }}"
     fleet_host: coordinator.lan
-    control_address: coordinator.lan:8000
   register: certificate
 """
 

@@ -247,18 +247,17 @@ def superlink_sans(
     name: str,
     address: str,
     fleet_host: str,
-    control_host: str,
     listen_address: str | None = None,
     extra: Iterable[str] = (),
 ) -> list[str]:
     """Every name and address by which the SuperLink is reached, plus loopback.
 
-    Devices dial ``fleet_host``, the controller dials ``control_host``, the
-    SuperLink's own SuperExec dials the listen address (loopback when it
-    listens on all addresses). Wildcards are not names anyone dials.
+    Devices dial ``fleet_host`` (or the address the proxy listens on); the
+    SuperLink's own processes, its proxy and the operator's SSH tunnel reach
+    it on the coordinator's loopback. Wildcards are not names anyone dials.
     """
     extra = _check_extra_sans(extra, host=name)
-    names = [name, address, fleet_host, control_host, listen_address, *extra, *LOOPBACK_SANS]
+    names = [name, address, fleet_host, listen_address, *extra, *LOOPBACK_SANS]
     return list(dict.fromkeys(n for n in names if n and n not in WILDCARDS))
 
 
@@ -389,12 +388,18 @@ class EnsureResult:
 
 
 def ensure_server_cert(
-    pki_dir: Path, name: str, sans: Iterable[str], *, dry_run: bool = False
+    pki_dir: Path,
+    name: str,
+    sans: Iterable[str],
+    *,
+    dry_run: bool = False,
+    rotate: bool = False,
 ) -> EnsureResult:
     """Make sure a valid SuperLink certificate for ``sans`` exists; create the CA if needed.
 
-    Idempotent: an existing certificate that matches is left alone. With
-    ``dry_run`` nothing is written; the result says what would change.
+    Idempotent: an existing certificate that matches is left alone, unless
+    ``rotate`` asks for a new one (and a new key) anyway. With ``dry_run``
+    nothing is written; the result says what would change.
     """
     pki_dir = Path(pki_dir)
     sans = list(sans)
@@ -406,7 +411,7 @@ def ensure_server_cert(
             issue_server_cert(pki_dir, name, sans, ca)
     else:
         ca = load_ca(pki_dir)
-        reasons = reasons_to_reissue(cert_path, ca, sans)
+        reasons = reasons_to_reissue(cert_path, ca, sans) or (["rotated"] if rotate else [])
         if reasons and not dry_run:
             issue_server_cert(pki_dir, name, sans, ca)
     return EnsureResult(

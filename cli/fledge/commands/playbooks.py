@@ -1,0 +1,67 @@
+"""Running one of the collection's playbooks for a command: live progress, a per-host
+summary, failures named, and the report for `--format json`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from fledge import collection, inventory
+from fledge.console import Format, err, print_json
+from fledge.fsutil import open_state_dir
+from fledge.progress import PlaybookProgress, recap_table
+from fledge.runner import PlaybookResult, run_playbook
+
+
+def play(
+    fleet: inventory.Inventory,
+    name: str,
+    what: str,
+    output: Format,
+    *,
+    check: bool = False,
+    limit: str | None = None,
+    tags: Sequence[str] = (),
+    extravars: Mapping[str, Any] | None = None,
+    verbosity: int = 0,
+) -> PlaybookResult:
+    """Run the collection's playbook ``name`` (``what`` it does, for people: "Provisioning");
+    exit 1, after saying why, when a host failed."""
+    open_state_dir(fleet.state_dir)
+    with PlaybookProgress(err) as progress:
+        result = run_playbook(
+            collection.playbook(name),
+            fleet.path,
+            fleet.state_dir,
+            check=check,
+            limit=limit,
+            tags=tags,
+            extravars=extravars,
+            verbosity=verbosity,
+            on_event=progress.handle,
+        )
+    err.print(recap_table(result, f"{what} summary" + (" (check mode)" if check else "")))
+    for failure in result.failures:
+        err.print(
+            f"[red]{escape(failure.host)}[/]: {escape(failure.task)}\n  {escape(failure.message)}"
+        )
+    if result.output_tail:
+        err.print(escape(result.output_tail))
+    if output is Format.json:
+        print_json(
+            {
+                "succeeded": result.succeeded,
+                "check": check,
+                "changed": result.changed,
+                "hosts": {h: vars(r) | {"succeeded": r.succeeded} for h, r in result.recap.items()},
+                "failures": [vars(f) for f in result.failures],
+                "artifacts": str(result.artifacts),
+            }
+        )
+    if not result.succeeded:
+        err.print(f"{what} failed; the full log is in {result.artifacts}/stdout")
+        raise typer.Exit(1)
+    return result
