@@ -33,6 +33,7 @@ ORDER = (
     "test_container_runtime.py",
     "test_rounds.py",
     "test_provision.py",
+    "test_security.py",
     "test_preflight.py",
     # ... then what destroys: a reboot, an upgrade during training, a reset.
     "test_raspberrypi.py",

@@ -113,6 +113,7 @@ def test_pi2_supernode_runs_in_a_locked_down_container(lab: Lab) -> None:
     mounts = {m["Destination"]: m["RW"] for m in info["Mounts"]}
     assert mounts == {
         "/etc/fledge/tls/ca.crt": False,
+        "/etc/fledge/identity/supernode.key": False,
         "/var/lib/fledge/data": False,
         "/var/lib/fledge/supernode": True,
     }
@@ -162,6 +163,26 @@ def test_a_round_completes_on_both_runtimes(lab: Lab) -> None:
     # The container's ClientApp did the work: its log is in the unit's journal.
     log = lab.run("pi-2", "journalctl", "--no-pager", "-o", "cat", "-u", "fledge-supernode")
     assert "Start `flwr-clientapp` process" in log
+
+
+def test_revoking_a_device_in_a_container_stops_it_and_deletes_its_key(lab: Lab) -> None:
+    key = "/etc/fledge/identity/supernode.key"
+    revoked = fledge("node", "revoke", "pi-2", "-i", lab.inventory)
+    assert revoked.returncode == 0, revoked.stderr[-3000:]
+    assert lab.run("pi-2", "docker", "ps", "--all", "--quiet") == ""
+    assert lab.probe("pi-2", "test", "-e", key)[0] != 0
+    back = provision(lab.inventory, "--limit", "pi-2", "--enrol", "pi-2")
+    assert back["succeeded"]
+    state = lab.run(
+        "pi-2",
+        "docker",
+        "container",
+        "inspect",
+        "--format",
+        "{{.State.Status}}",
+        "fledge-supernode",
+    )
+    assert state == "running"
 
 
 def test_switching_back_to_systemd_leaves_nothing_behind(lab: Lab) -> None:
