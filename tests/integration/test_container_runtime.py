@@ -173,16 +173,8 @@ def test_revoking_a_device_in_a_container_stops_it_and_deletes_its_key(lab: Lab)
     assert lab.probe("pi-2", "test", "-e", key)[0] != 0
     back = provision(lab.inventory, "--limit", "pi-2", "--enrol", "pi-2")
     assert back["succeeded"]
-    state = lab.run(
-        "pi-2",
-        "docker",
-        "container",
-        "inspect",
-        "--format",
-        "{{.State.Status}}",
-        "fledge-supernode",
-    )
-    assert state == "running"
+    inspect = ("docker", "container", "inspect", "--format", "{{.State.Status}}")
+    assert lab.run("pi-2", *inspect, "fledge-supernode") == "running"
 
 
 def test_switching_back_to_systemd_leaves_nothing_behind(lab: Lab) -> None:
