@@ -17,7 +17,7 @@ from fledge import inventory
 from fledge.errors import FledgeError
 from fledge.flower import apps, cli
 from fledge.flower.cli import FlwrResult
-from fledge.flower.metrics import parse_round_metrics
+from fledge.flower.metrics import parse_round_metrics, waiting_for_nodes
 from fledge.flower.records import RoundMetrics
 from fledge.flower.superlink import SuperLink, connection_toml
 
@@ -116,6 +116,18 @@ def test_unreadable_metric_records_are_skipped(record: str) -> None:
 @pytest.mark.parametrize("text", ["", "Using SuperLink: fledge (x:1)\n", "random\x1b[31m text"])
 def test_no_rounds_in_a_log_without_any(text: str) -> None:
     assert parse_round_metrics(text) == []
+
+
+WAITING = f"{GREEN_INFO}Waiting for nodes to connect: 1 connected (minimum required: 3)."
+
+
+def test_a_strategy_waiting_for_devices_is_seen_in_its_last_line() -> None:
+    assert waiting_for_nodes(f"{GREEN_INFO}[ROUND 1/2]\n{WAITING}\n\n") == (1, 3)
+
+
+def test_a_wait_that_has_ended_is_not_a_wait() -> None:
+    assert waiting_for_nodes(f"{WAITING}\n{GREEN_INFO}[ROUND 1/2]\n") is None
+    assert waiting_for_nodes("") is None
 
 
 # --- the connection ---------------------------------------------------------

@@ -352,6 +352,36 @@ def test_timeout_stops_the_run(
     assert "--timeout" in result.stderr
 
 
+def waiting_line(connected: int, required: int) -> str:
+    return (
+        "\x1b[92mINFO \x1b[0m:      Waiting for nodes to connect: "
+        f"{connected} connected (minimum required: {required}).\n"
+    )
+
+
+def test_a_run_waiting_for_absent_devices_is_stopped_after_node_wait(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime
+) -> None:
+    # The app asks for more devices than --min-nodes told fledge (its own setting).
+    fake = use(monkeypatch, FakeFlwr([("running", waiting_line(2, 3))]))
+    result = fledge("round", "start", "-i", fleet, "--node-wait", 30, "--format", "json")
+    assert result.exit_code == follow.EXIT_TOO_FEW_NODES
+    assert fake.stopped
+    assert json.loads(result.stdout)["status"] == "finished:stopped"
+    assert "waited 30 s for 3 devices; 2 are connected" in result.stderr
+    assert 30 <= fake_time.now - 1000 < 30 + 2 * follow.POLL_SECONDS
+
+
+def test_a_wait_that_ends_in_time_does_not_stop_the_run(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = [("running", waiting_line(1, 2))] * 5
+    fake = use(monkeypatch, FakeFlwr([("pending", ""), *waits, *COMPLETES[2:]]))
+    result = fledge("round", "start", "-i", fleet, "--node-wait", 30)
+    assert result.exit_code == 0, result.output
+    assert not fake.stopped
+
+
 def test_ctrl_c_stops_the_run(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = use(monkeypatch, FakeFlwr(COMPLETES))
     fake.interrupt_on_poll = 2

@@ -88,6 +88,15 @@ def start(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Stop the run after this many seconds.")
     ] = DEFAULT_TIMEOUT,
+    node_wait: Annotated[
+        float,
+        typer.Option(
+            "--node-wait",
+            min=1,
+            help="Stop the run (exit 3) when its app has waited this many seconds for more "
+            "devices than are connected.",
+        ),
+    ] = follow.NODE_WAIT_SECONDS,
     output: FormatOption = Format.text,
 ) -> None:
     """Start a training run on the fleet and follow it round by round until it ends."""
@@ -100,7 +109,7 @@ def start(
         err.print(f"Started run [bold]{run_id}[/] ({escape(config.describe())})")
         progress = _Progress(run_id, config.rounds)
         with err.status(progress):
-            outcome = follow.follow(superlink, run_id, timeout, progress)
+            outcome = follow.follow(superlink, run_id, timeout, progress, node_wait)
     if output is Format.json:
         print_json(_summary_json(outcome))
     else:
@@ -140,11 +149,12 @@ class _Progress:
         self.state = "pending"
         self.started = time.monotonic()
         self.done = 0
+        self.waiting_for = ""
 
     def __rich__(self) -> str:
         done = f", {self.done}{self._of()} rounds done" if self.done else ""
         elapsed = _duration(time.monotonic() - self.started)
-        return f"run {self.run_id}: {self.state}{done}, {elapsed}"
+        return f"run {self.run_id}: {self.state}{done}{self.waiting_for}, {elapsed}"
 
     def _of(self) -> str:
         return f"/{self.total_rounds}" if self.total_rounds else ""
@@ -154,8 +164,12 @@ class _Progress:
     def status(self, status: str) -> None:
         self.state = status
 
+    def waiting(self, connected: int, required: int) -> None:
+        self.waiting_for = f", waiting for {required} devices ({connected} connected)"
+
     def round_done(self, metrics: RoundMetrics) -> None:
         self.done += 1
+        self.waiting_for = ""
         err.print(_round_line(metrics, self._of()))
 
     def note(self, message: str, *, warning: bool = False) -> None:

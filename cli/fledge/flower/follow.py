@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fledge.errors import FledgeError
-from fledge.flower.metrics import parse_round_metrics
+from fledge.flower.metrics import parse_round_metrics, waiting_for_nodes
 from fledge.flower.records import RoundMetrics, RunInfo
 from fledge.flower.superlink import SuperLink
 
@@ -23,8 +23,12 @@ POLL_SECONDS = 5.0
 # How long a stopped run may take to report finished:stopped.
 STOP_WAIT_SECONDS = 30.0
 EXIT_FAILED = 1
+# Stopped because it waited for more devices than were connected.
+EXIT_TOO_FEW_NODES = 3
 EXIT_TIMEOUT = 124  # as timeout(1)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
+# How long a run may wait for more devices than are connected, by default.
+NODE_WAIT_SECONDS = 120.0
 # Before a run is running its ServerApp has logged nothing, and a log
 # request would only wait.
 _LOGGING_STATE = "running"
@@ -42,22 +46,26 @@ class Observer(Protocol):
     def note(self, message: str, *, warning: bool = False) -> None:
         """Something the person following should know (stopping, a timeout)."""
 
+    def waiting(self, connected: int, required: int) -> None:
+        """The app waits for ``required`` devices, ``connected`` are."""
+
 
 @dataclass(frozen=True)
 class Outcome:
     info: RunInfo
     rounds: list[RoundMetrics]
-    stopped_by: str | None  # "timeout", "interrupt" or None
+    stopped_by: str | None  # "timeout", "interrupt", "too few nodes" or None
+    log: str = ""  # the ServerApp's whole log
 
     @property
     def exit_code(self) -> int:
         if self.info.completed:
             return 0
-        if self.stopped_by == "timeout":
-            return EXIT_TIMEOUT
-        if self.stopped_by == "interrupt":
-            return EXIT_INTERRUPTED
-        return EXIT_FAILED
+        return {
+            "timeout": EXIT_TIMEOUT,
+            "interrupt": EXIT_INTERRUPTED,
+            "too few nodes": EXIT_TOO_FEW_NODES,
+        }.get(self.stopped_by or "", EXIT_FAILED)
 
 
 @dataclass
@@ -83,11 +91,19 @@ class _Rounds:
                 self.observer.round_done(metrics)
 
 
-def follow(superlink: SuperLink, run_id: str, timeout: float, observer: Observer) -> Outcome:
-    """Poll the run until it finishes; stop it on timeout or Ctrl-C."""
+def follow(
+    superlink: SuperLink,
+    run_id: str,
+    timeout: float,
+    observer: Observer,
+    node_wait: float = NODE_WAIT_SECONDS,
+) -> Outcome:
+    """Poll the run until it finishes; stop it on timeout or Ctrl-C, or when it has
+    waited ``node_wait`` seconds for more devices than are connected."""
     rounds = _Rounds(observer)
     deadline = time.monotonic() + timeout
     stopped_by = None
+    waiting_since: float | None = None
     try:
         while True:
             info = superlink.run_info(run_id)
@@ -95,7 +111,24 @@ def follow(superlink: SuperLink, run_id: str, timeout: float, observer: Observer
             if info.finished:
                 break
             if info.status == _LOGGING_STATE:
-                rounds.update(parse_round_metrics(superlink.run_log(run_id)), final=False)
+                log = superlink.run_log(run_id)
+                rounds.update(parse_round_metrics(log), final=False)
+                waiting = waiting_for_nodes(log)
+                if waiting is None:
+                    waiting_since = None
+                else:
+                    observer.waiting(*waiting)
+                    waiting_since = waiting_since or time.monotonic()
+                    if time.monotonic() - waiting_since >= node_wait:
+                        stopped_by = "too few nodes"
+                        observer.note(
+                            f"Run {run_id} waited {node_wait:g} s for {waiting[1]} devices; "
+                            f"{waiting[0]} are connected. Start it with --min-nodes "
+                            f"{waiting[0]} (if the app takes it), or connect more devices "
+                            "(`fledge round nodes` shows which are missing)",
+                            warning=True,
+                        )
+                        break
             if time.monotonic() >= deadline:
                 stopped_by = "timeout"
                 observer.note(f"Run {run_id} passed --timeout ({timeout:g} s)", warning=True)
@@ -108,9 +141,10 @@ def follow(superlink: SuperLink, run_id: str, timeout: float, observer: Observer
         observer.status("stopping")
         info = stop(superlink, run_id, observer)
     # The final status and log, read after the run has ended.
-    final = parse_round_metrics(superlink.run_log(run_id))
+    log = superlink.run_log(run_id)
+    final = parse_round_metrics(log)
     rounds.update(final, final=True)
-    return Outcome(info, final, stopped_by)
+    return Outcome(info, final, stopped_by, log)
 
 
 def stop(superlink: SuperLink, run_id: str, observer: Observer) -> RunInfo:

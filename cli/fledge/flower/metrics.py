@@ -116,3 +116,14 @@ def _float(value: Any) -> float:
 
 def _optional(value: Any, convert: Callable[[Any], Any]) -> Any:
     return None if value is None else convert(value)
+
+
+# Flower's strategies say this once a second while they wait for devices.
+_WAITING = re.compile(r"Waiting for nodes to connect: (\d+) connected \(minimum required: (\d+)\)")
+
+
+def waiting_for_nodes(log_text: str) -> tuple[int, int] | None:
+    """(connected, required) when the ServerApp's last word is that it waits for devices."""
+    lines = [line for line in ANSI.sub("", log_text).splitlines() if line.strip()]
+    waiting = _WAITING.search(lines[-1]) if lines else None
+    return (int(waiting.group(1)), int(waiting.group(2))) if waiting else None
