@@ -31,6 +31,7 @@ ORDER = (
     "test_fleet.py",
     "test_monitoring.py",
     "test_container_runtime.py",
+    "test_apps.py",
     "test_rounds.py",
     "test_provision.py",
     "test_security.py",

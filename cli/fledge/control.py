@@ -69,10 +69,10 @@ def ssh_login(host: Host) -> tuple[str, Path | None, list[Path]]:
     for unsupported in ("proxyjump", "proxycommand"):
         if unsupported in options:
             raise FledgeError(
-                f"fledge reaches the coordinator over SSH itself and does not follow {unsupported}",
+                f"fledge reaches {host.name} over SSH itself and does not follow {unsupported}",
                 host=host.name,
                 field="ansible_ssh_common_args",
-                fix="make the coordinator reachable from this controller directly, or run fledge "
+                fix=f"make {host.name} reachable from this controller directly, or run fledge "
                 "on a machine that reaches it",
             )
     listed = options.get("userknownhostsfile")
@@ -80,9 +80,9 @@ def ssh_login(host: Host) -> tuple[str, Path | None, list[Path]]:
     known = [f.expanduser() for f in files if f.expanduser().is_file()]
     if not known:
         raise FledgeError(
-            "no known_hosts file to check the coordinator's host key against",
+            f"no known_hosts file to check the host key of {host.name} against",
             host=host.name,
-            fix="add the coordinator's key to ~/.ssh/known_hosts (or the file "
+            fix=f"add the key of {host.name} to ~/.ssh/known_hosts (or the file "
             "UserKnownHostsFile= names in ansible_ssh_common_args), read over a channel you trust",
         )
     return user, Path(str(key)).expanduser() if key else None, known

@@ -95,6 +95,17 @@ class Inventory:
     def hosts(self) -> tuple[Host, ...]:
         return (self.superlink, *self.supernodes)
 
+    def host(self, name: str) -> Host:
+        """The host called ``name``; a FledgeError listing the fleet's hosts otherwise."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise FledgeError(
+            f"no host {name!r} in this fleet",
+            path=self.path,
+            fix=f"name one of its hosts: {', '.join(h.name for h in self.hosts)}",
+        )
+
     @property
     def state_dir(self) -> Path:
         """Where the controller keeps this fleet's CA, data and logs (``fledge_state_dir``)."""

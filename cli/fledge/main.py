@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fledge import __version__
-from fledge.commands import certs, inventory, lab, node, provision, round, tunnel
+from fledge.commands import certs, fleet, inventory, lab, logs, node, provision, round, tunnel
 
 app = typer.Typer(
     name="fledge",
@@ -21,8 +21,10 @@ app.add_typer(inventory.app, name="inventory")
 app.add_typer(certs.app, name="certs")
 app.add_typer(round.app, name="round")
 app.add_typer(node.app, name="node")
+app.add_typer(fleet.app, name="fleet")
 app.command()(provision.provision)
 app.command()(tunnel.tunnel)
+app.command()(logs.logs)
 
 
 def _version(value: bool) -> None:

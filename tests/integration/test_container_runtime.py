@@ -5,7 +5,9 @@ On the shared fleet, pi-2 is switched to the container runtime
 ``host_vars/pi-2.yml`` beside the lab's inventory) with `fledge provision
 --limit pi-2`: its image is built on the controller from the lab's own Debian
 12 root file system image (no registry here) and the controller's wheelhouse;
-pi-1 keeps the systemd runtime. Checked: the container's lockdown as Docker
+pi-1 keeps the systemd runtime. pi-2's data moves to /home/pi/digits, as an
+operator's own data would sit there (``fledge_data_dir``), so the round on
+both runtimes shows the container reading it from /home. Checked: the container's lockdown as Docker
 reports it on the device, both devices connected, a second provisioning and
 a dry run that change nothing, a real training run on both runtimes
 together, and finally pi-2 switched back to the systemd runtime with no
@@ -31,6 +33,8 @@ from helpers import fledge, provision
 
 pytestmark = pytest.mark.lab
 
+HOME_DATA = "/home/pi/digits"
+
 
 @dataclass
 class Lab:
@@ -50,7 +54,7 @@ class Lab:
     def arch(self) -> str:
         return engine.native_arch(self.client)
 
-    def set_runtime(self, host: str, runtime: str) -> None:
+    def set_runtime(self, host: str, runtime: str, data_dir: str | None = None) -> None:
         """Host variables beside the inventory, which `fledge lab up` owns and rewrites."""
         host_vars = self.directory / "host_vars"
         host_vars.mkdir(exist_ok=True)
@@ -59,6 +63,7 @@ class Lab:
             f"supernode_runtime: {runtime}\n"
             # No registry here: the lab's own Debian 12 root file system is the base.
             f"supernode_container_base_image: {lab_image.rootfs_tag(self.arch)}\n"
+            + (f"fledge_data_dir: {data_dir}\ndataset_name: none\n" if data_dir else "")
         )
 
     def run(self, host: str, *command: str) -> str:
@@ -90,12 +95,16 @@ class Lab:
 def lab(fleet: inventory.Inventory) -> Iterator[Lab]:
     """The shared fleet with pi-2 switched to the container runtime."""
     lab = Lab.of(fleet)
-    lab.set_runtime("pi-2", "container")
+    # The operator's copy of pi-2's data, in the login user's home.
+    lab.run("pi-2", "install", "-d", "-o", "pi", "-g", "pi", "-m", "0755", HOME_DATA)
+    lab.run("pi-2", "sh", "-c", f"install -o pi -g pi -m 0644 /var/lib/fledge/data/* {HOME_DATA}")
+    lab.set_runtime("pi-2", "container", data_dir=HOME_DATA)
     switched = provision(lab.inventory, "--limit", "pi-2")
     assert switched["succeeded"] and switched["hosts"]["pi-2"]["changed"] > 0
     yield lab
     # The last test switched pi-2 back; its host variables go too.
     (lab.directory / "host_vars" / "pi-2.yml").unlink(missing_ok=True)
+    lab.run("pi-2", "rm", "-rf", HOME_DATA)
 
 
 def test_pi2_supernode_runs_in_a_locked_down_container(lab: Lab) -> None:
@@ -114,7 +123,7 @@ def test_pi2_supernode_runs_in_a_locked_down_container(lab: Lab) -> None:
     assert mounts == {
         "/etc/fledge/tls/ca.crt": False,
         "/etc/fledge/identity/supernode.key": False,
-        "/var/lib/fledge/data": False,
+        HOME_DATA: False,
         "/var/lib/fledge/supernode": True,
     }
     # The image came from the controller (no registry), labelled for this device.

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,8 @@ from helpers import (
     build_and_install,
     fledge,
     login,
+    on,
+    probe,
     provision,
     recap,
     shared_fleet,
@@ -116,3 +120,139 @@ def test_ca_private_key_is_on_no_host(fleet: inventory.Inventory) -> None:
         assert (server_key in found) == (host is fleet.superlink), host.name
         # ... and the CA key is not there.
         assert ca_key not in found, host.name
+
+
+def test_inventory_scan_reads_the_devices_and_records_a_new_key_only_when_asked(
+    fleet: inventory.Inventory, tmp_path: Path
+) -> None:
+    """`fledge inventory scan` over real SSH: each device's own architecture, a verdict of ok
+    (preflight took them); with an empty known_hosts the key is refused, recorded only with
+    --accept-new-host-key (the key the lab's known_hosts holds), and known from then on."""
+    args = shlex.split(fleet.superlink.vars["ansible_ssh_common_args"])
+    lab_known_hosts = next(a.split("=", 1)[1] for a in args if a.startswith("UserKnownHostsFile="))
+    key = fleet.superlink.vars["ansible_ssh_private_key_file"]
+    specs = [f"{h.name}={h.user}@{h.address}:{h.port}" for h in fleet.supernodes]
+
+    def scan(spec: list[str], known_hosts: str | Path, *options: str) -> tuple[int, dict, str]:
+        result = fledge(
+            "inventory", "scan", *spec, "--key", key, "--known-hosts", known_hosts,
+            "--format", "json", *options, timeout=300,
+        )  # fmt: skip
+        return result.returncode, json.loads(result.stdout), result.stderr
+
+    status, report, errors = scan(specs, lab_known_hosts)
+    assert status == 0, errors[-4000:]
+    for host, row in zip(fleet.supernodes, report["hosts"], strict=True):
+        assert row["verdict"] == "ok" and row["reasons"] == [], row
+        assert row["architecture"] == on(host, "uname -m"), row
+        assert row["userland"] == on(host, "dpkg --print-architecture"), row
+        assert row["python"] and row["memory_mb"] and row["disk_mb"], row
+        assert abs(row["clock_offset_s"]) < 2, row
+
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    status, report, _ = scan(specs[:1], empty)
+    (row,) = report["hosts"]
+    assert status == 1 and row["verdict"] == "unreachable", row
+    assert "unknown host key" in row["error"]["error"] and empty.read_text() == ""
+
+    status, report, errors = scan(specs[:1], empty, "--accept-new-host-key")
+    assert status == 0, errors[-4000:]
+    recorded = report["hosts"][0]["host_key_recorded"]
+    assert recorded and recorded["sha256"] in errors
+    (line,) = empty.read_text().splitlines()
+    assert line in Path(lab_known_hosts).read_text().splitlines()
+
+    status, report, errors = scan(specs[:1], empty)
+    assert status == 0, errors[-4000:]
+    assert report["hosts"][0]["host_key_recorded"] is None
+    assert empty.read_text().splitlines() == [line]
+
+
+# --- operations: fledge fleet status, fledge logs ----------------------------------
+
+STATUS_TIMEOUT = 300
+
+
+def _fleet_status(fleet: inventory.Inventory) -> tuple[int, dict]:
+    result = fledge("fleet", "status", "-i", fleet.path, "--format", "json", timeout=STATUS_TIMEOUT)
+    assert result.stdout, result.stderr[-4000:]
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_fleet_status_finds_the_provisioned_fleet_in_order(fleet: inventory.Inventory) -> None:
+    code, doc = _fleet_status(fleet)
+    assert code == 0 and doc["findings"] == [], doc["findings"]
+    pin = fleet.superlink.vars["flower_version"]
+    assert [h["host"] for h in doc["hosts"]] == [h.name for h in fleet.hosts]
+    for host in doc["hosts"]:
+        assert host["reachable"] and host["error"] is None, host
+        assert host["services"] and set(host["services"].values()) == {"active"}, host
+        assert host["flower_version"] == pin, host
+    coordinator, *devices = doc["hosts"]
+    assert set(coordinator["services"]) == {
+        "fledge-superlink.service",
+        "fledge-superlink-proxy.service",
+    }
+    records = {
+        p.stem: json.loads(p.read_text())["node_id"]
+        for p in (fleet.state_dir / "nodes").glob("*.json")
+    }
+    for device in devices:
+        assert device["node_status"] == "online" and device["online_at"], device
+        assert device["node_id"] == records[device["host"]], device
+    assert doc["superlink"]["online"] == len(devices)
+    assert doc["certificates"]["superlink"]["read_on"] == fleet.superlink.name
+    assert doc["certificates"]["superlink"]["state"] == "valid"
+
+
+def test_fleet_status_names_a_device_whose_supernode_stopped(fleet: inventory.Inventory) -> None:
+    pi1 = fleet.supernodes[0]
+    try:
+        on(pi1, "sudo systemctl stop fledge-supernode")
+        code, doc = _fleet_status(fleet)
+        assert code == 1
+        assert {f["host"] for f in doc["findings"]} == {pi1.name}, doc["findings"]
+        assert ("service_inactive", pi1.name) in [(f["kind"], f["host"]) for f in doc["findings"]]
+        text = fledge("fleet", "status", "-i", fleet.path, timeout=STATUS_TIMEOUT)
+        assert text.returncode == 1
+        assert f"attention: {pi1.name}: fledge-supernode.service is inactive" in " ".join(
+            text.stderr.split()
+        )
+    finally:
+        probe(pi1, "sudo systemctl start fledge-supernode")
+    # Back in order: the SuperNode reconnects with its node ID.
+    deadline = time.monotonic() + 240
+    while (status := _fleet_status(fleet))[0] != 0:
+        assert time.monotonic() < deadline, status[1]["findings"]
+        time.sleep(5)
+
+
+def test_logs_show_the_supernodes_and_the_superlinks_journal(fleet: inventory.Inventory) -> None:
+    pi1 = fleet.supernodes[0]
+    result = fledge("logs", pi1.name, "-i", fleet.path, "--lines", 20, timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    # Not journalctl's own notes ("-- Boot ...") nor a message's continuation lines.
+    entries = [line for line in result.stdout.splitlines() if line[:1].isdigit()]
+    assert 0 < len(entries) <= 20, result.stdout
+    # journalctl -o short-iso: time, host, identifier[pid]: message.
+    assert all(line[4] == "-" and line[10] == "T" for line in entries), entries
+    assert any("flower-supernode" in line or "SuperNode" in line for line in entries), entries
+    result = fledge(
+        "logs", fleet.superlink.name, "-i", fleet.path, "--lines", 5, "--since", "-1d", timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert any(
+        "flower-superlink" in line or "SuperLink" in line for line in result.stdout.splitlines()
+    )
+
+
+def test_logs_all_writes_one_file_per_device(fleet: inventory.Inventory) -> None:
+    result = fledge("logs", "--all", "-i", fleet.path, "--lines", 50, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout == ""
+    folder = max((fleet.state_dir / "logs").iterdir())
+    assert folder.name in result.stderr
+    files = sorted(folder.iterdir())
+    assert [f.name for f in files] == [f"{h.name}.log" for h in fleet.supernodes]
+    assert all(f.stat().st_size > 0 for f in files)

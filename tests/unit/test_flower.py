@@ -399,7 +399,8 @@ def test_nodes(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_run_log_returns_the_text(fl: SuperLink, monkeypatch: pytest.MonkeyPatch) -> None:
     script = use(monkeypatch, FlwrResult(0, FLEDGE_LOG, ""))
-    assert fl.run_log("7") == FLEDGE_LOG
+    # Without flwr's own line: the ServerApp's log only.
+    assert fl.run_log("7") == FLEDGE_LOG.split("\n", 1)[1]
     assert script.calls == [["log", "7", "fledge", "--show"]]
 
 

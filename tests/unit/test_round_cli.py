@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ansible_collections.fledge.edge.plugins.plugin_utils import registry
+from fledge import results
+from fledge.errors import FledgeError
 from fledge.flower import cli, follow
 from fledge.flower.cli import FlwrResult
 from fledge.main import app
@@ -154,6 +156,32 @@ def fleet(tmp_path: Path) -> Path:
     return path
 
 
+class FakeHosts:
+    """The hosts' run directories: what `results.fetch_run_dir` would copy over SSH."""
+
+    def __init__(self) -> None:
+        self.files = {"coordinator": {"final_model.npz": b"model"}}
+        self.calls: list[tuple[str, str, list[str] | None]] = []
+        self.error: str | None = None
+
+    def __call__(self, host, runs_dir_var: str, run_id: str, dest: Path, members=None) -> list[str]:
+        self.calls.append((host.name, runs_dir_var, members))
+        if self.error:
+            raise FledgeError(self.error, host=host.name)
+        names = [n for n in self.files.get(host.name, {}) if members is None or n in members]
+        for name in names:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(self.files[host.name][name])
+        return names
+
+
+@pytest.fixture(autouse=True)
+def hosts(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
+    fake = FakeHosts()
+    monkeypatch.setattr(results, "fetch_run_dir", fake)
+    return fake
+
+
 def use(monkeypatch: pytest.MonkeyPatch, fake: FakeFlwr) -> FakeFlwr:
     monkeypatch.setattr(cli, "run_flwr", fake)
     return fake
@@ -184,6 +212,13 @@ def test_completed_run_exits_0_with_one_json_document(
         ],
         "elapsed_seconds": 31.5,
         "network_bytes": {"inbound": 22940, "outbound": 40968, "total": 63908},
+        "pending_at": "2026-11-28 10:25:32Z",
+        "finished_at": None,
+        "stopped_by": None,
+        "config": {"num-server-rounds": 2, "min-nodes": 2},
+        "files": ["final_model.npz"],
+        "files_error": None,
+        "results": str(fleet.parent / ".fledge" / "runs" / RUN_ID),
     }
     assert fake.overrides() == ["num-server-rounds=2", "min-nodes=2"]
     # Each round is shown once, as it appears, on stderr.
@@ -431,6 +466,140 @@ def test_fledge_tls_false_warns_on_every_command(
     result = fledge(*command, "-i", fleet)
     assert result.exit_code == 0, result.output
     assert "this fleet is open" in " ".join(result.stderr.split())
+
+
+# --- results ----------------------------------------------------------------
+
+
+def test_every_run_leaves_a_results_folder(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, hosts: FakeHosts
+) -> None:
+    use(monkeypatch, FakeFlwr(COMPLETES))
+    result = fledge("round", "start", "-i", fleet)
+    assert result.exit_code == 0, result.output
+    folder = fleet.parent / ".fledge" / "runs" / RUN_ID
+    assert hosts.calls == [("coordinator", "_superlink_runs_dir", None)]
+    assert (folder / "files" / "final_model.npz").read_bytes() == b"model"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "finished:completed" and summary["files"] == ["final_model.npz"]
+    assert [r["accuracy"] for r in json.loads((folder / "rounds.json").read_text())] == [0.9, 0.95]
+    assert (folder / "rounds.csv").read_text().splitlines() == [
+        "round,nodes,train_loss,loss,accuracy",
+        "1,2,0.5,0.6,0.9",
+        "2,2,0.25,0.3,0.95",
+    ]
+    assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    log = (folder / "serverapp.log").read_text()
+    assert "fledge-round" in log and "\x1b[" not in log  # colour codes are gone
+    assert f"Results: {folder}" in "".join(result.stderr.split("\n"))
+
+
+def test_a_run_without_metrics_has_no_chart(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr([("running", "hello\n"), ("finished:completed", "hello\n")]))
+    assert fledge("round", "start", "-i", fleet).exit_code == 0
+    folder = fleet.parent / ".fledge" / "runs" / RUN_ID
+    assert (folder / "summary.json").is_file() and not (folder / "metrics.png").exists()
+    assert (folder / "serverapp.log").read_text() == "hello\n"
+
+
+def test_a_failed_run_shows_the_end_of_its_log(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = "".join(f"line {i}\n" for i in range(40)) + "ValueError: bad model\n"
+    use(monkeypatch, FakeFlwr([("running", lines), ("finished:failed", lines)]))
+    result = fledge("round", "start", "-i", fleet)
+    assert result.exit_code == 1
+    assert "ValueError: bad model" in result.stderr and "line 30" in result.stderr
+    assert "line 10\n" not in result.stderr  # only the last lines
+    assert "41 lines in all" in result.stderr and "Results:" in result.stderr
+
+
+def test_files_that_cannot_be_fetched_leave_the_outcome_alone(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, hosts: FakeHosts
+) -> None:
+    hosts.error = "sudo asks for a password"
+    use(monkeypatch, FakeFlwr(COMPLETES))
+    result = fledge("round", "start", "-i", fleet, "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["files"] == [] and "sudo asks for a password" in doc["files_error"]
+    assert "were not fetched" in fledge("round", "show", RUN_ID, "-i", fleet).stderr
+
+
+def test_show_prints_a_runs_summary_again(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr(COMPLETES))
+    started = json.loads(fledge("round", "start", "-i", fleet, "--format", "json").stdout)
+    shown = fledge("round", "show", RUN_ID, "-i", fleet, "--format", "json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) == started
+    text = fledge("round", "show", RUN_ID, "-i", fleet).stderr
+    assert "95.0%" in text and "finished:completed" in text and "metrics.png" in text
+
+
+def test_show_a_run_without_results_says_why(fleet: Path) -> None:
+    result = fledge("round", "show", 123, "-i", fleet)
+    assert result.exit_code == 1
+    assert "run 123 has no results folder" in result.stderr and "round logs" in result.stderr
+
+
+def test_list_says_which_runs_have_results(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr(COMPLETES))
+    before = json.loads(fledge("round", "list", "-i", fleet, "--format", "json").stdout)
+    assert before["runs"][0]["results"] is None
+    fledge("round", "start", "-i", fleet)
+    after = json.loads(fledge("round", "list", "-i", fleet, "--format", "json").stdout)
+    assert after["runs"][0]["results"] == str(fleet.parent / ".fledge" / "runs" / RUN_ID)
+
+
+def test_logs_prints_the_serverapp_log(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeFlwr([("finished:completed", LOG_2)]))
+    result = fledge("round", "logs", RUN_ID, "-i", fleet)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == LOG_2
+
+
+def test_logs_follow_prints_each_line_once_until_the_run_ends(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fledge.commands.round.time", follow.time)  # the fake clock
+    stages = [
+        ("running", LOG_1),
+        ("running", ""),
+        ("running", LOG_2),
+        ("finished:completed", LOG_2),
+    ]
+    # The fake moves on at each `ls --run-id`: one before the loop, one per poll.
+    use(monkeypatch, FakeFlwr([stages[0], *stages]))
+    result = fledge("round", "logs", RUN_ID, "-i", fleet, "--follow")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == LOG_2
+
+
+def test_fetch_copies_named_device_files_into_the_results_folder(
+    fleet: Path, hosts: FakeHosts
+) -> None:
+    hosts.files["pi-2"] = {"report.txt": b"device 2", "data.csv": b"private"}
+    result = fledge("round", "fetch", RUN_ID, "pi-2", "report.txt", "-i", fleet)
+    assert result.exit_code == 0, result.output
+    folder = fleet.parent / ".fledge" / "runs" / RUN_ID / "devices" / "pi-2"
+    assert (folder / "report.txt").read_bytes() == b"device 2"
+    assert not (folder / "data.csv").exists()  # only what was named
+    assert hosts.calls == [("pi-2", "_supernode_runs_dir", ["report.txt"])]
+
+
+@pytest.mark.parametrize("path", ["../secrets", "/etc/shadow", "a/../../b", ""])
+def test_fetch_refuses_paths_outside_the_runs_directory(
+    fleet: Path, hosts: FakeHosts, path: str
+) -> None:
+    result = fledge("round", "fetch", RUN_ID, "pi-1", path, "-i", fleet)
+    assert result.exit_code == 1 and "inside the run's directory" in result.stderr
+    assert hosts.calls == []
+
+
+def test_fetch_from_an_unknown_host_names_the_fleets_hosts(fleet: Path) -> None:
+    result = fledge("round", "fetch", RUN_ID, "pi-9", "x", "-i", fleet)
+    assert result.exit_code == 1
+    assert "no host 'pi-9'" in result.stderr and "coordinator, pi-1, pi-2" in result.stderr
 
 
 # --- list, stop, nodes ------------------------------------------------------

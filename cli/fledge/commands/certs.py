@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from rich.markup import escape
 from rich.table import Table
 
 from ansible_collections.fledge.edge.plugins.plugin_utils import pki
-from fledge import control, inventory, ssh
+from fledge import certificates
 from fledge.commands.fleet import load as load_fleet
 from fledge.commands.playbooks import play
 from fledge.console import (
@@ -42,7 +38,7 @@ def _describe(path: Path, ca: pki.CertificateAuthority | None = None) -> dict[st
         "path": str(path),
         "subject": cert.subject.rfc4514_string(),
         "not_after": cert.not_valid_after_utc.isoformat(),
-        "sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
+        "sha256": certificates.fingerprint(cert),
         "sans": sorted(pki.certificate_sans(cert)),
     }
     if ca is not None:
@@ -143,12 +139,6 @@ def show(inventory_path: InventoryOption, output: FormatOption = Format.text) ->
             )
 
 
-# When `certs status` asks for attention: a CA is replaced with every host,
-# so a year ahead; the SuperLink's certificate when provisioning would
-# reissue it anyway.
-CA_WARN_BEFORE = dt.timedelta(days=365)
-
-
 @app.command()
 @handle_errors
 def status(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
@@ -162,7 +152,9 @@ def status(inventory_path: InventoryOption, output: FormatOption = Format.text) 
     fleet = load_fleet(inventory_path)
     pki_dir = fleet.state_dir / "pki"
     ca = pki.load_ca(pki_dir)
-    ca_info = _describe(pki_dir / pki.CA_CERT) | _expiry(ca.cert, CA_WARN_BEFORE)
+    ca_info = _describe(pki_dir / pki.CA_CERT) | certificates.expiry(
+        ca.cert, certificates.CA_WARN_BEFORE
+    )
     problems = [f"the CA {ca_info['state']}"] if ca_info["state"] != "valid" else []
     cert_path = pki_dir / pki.SERVER_CERT
     server: dict[str, Any] | None = None
@@ -170,12 +162,15 @@ def status(inventory_path: InventoryOption, output: FormatOption = Format.text) 
         problems.append("no SuperLink certificate: `fledge provision` issues it")
     else:
         cert = pki.read_certificate(cert_path, fix=REISSUE_FIX)
-        server = _describe(cert_path, ca) | _expiry(cert, pki.RENEW_BEFORE)
+        server = _describe(cert_path, ca) | certificates.expiry(
+            cert, certificates.SERVER_WARN_BEFORE
+        )
         if server["state"] != "valid":
             problems.append(f"the SuperLink's certificate {server['state']}")
         if not server["issued_by_ca"]:
             problems.append("the SuperLink's certificate was not issued by this CA")
-        deployed = _deployed_fingerprint(fleet)
+        on_coordinator = certificates.read_deployed(fleet)
+        deployed = certificates.fingerprint(on_coordinator) if on_coordinator else None
         server["on_coordinator"] = deployed
         if deployed != server["sha256"]:
             problems.append(
@@ -218,29 +213,3 @@ def rotate(
     err.print(f"Rotating the certificate of {escape(fleet.superlink.name)}")
     play(fleet, "rotate", "Rotation", output, extravars={"rotate_idle_timeout": wait})
     err.print("[green]Rotated[/]: the SuperLink serves its new certificate; every device is back.")
-
-
-def _expiry(cert: x509.Certificate, warn_before: dt.timedelta) -> dict[str, Any]:
-    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    state = "expired" if left.total_seconds() <= 0 else "expires soon"
-    return {
-        "days_left": left.days,
-        "state": "valid" if left > warn_before else state,
-    }
-
-
-def _deployed_fingerprint(fleet: inventory.Inventory) -> str | None:
-    """The SHA-256 fingerprint of the certificate on the coordinator, read over SSH."""
-    path = f"{fleet.superlink.vars['_common_tls_dir']}/superlink.crt"
-    coordinator = fleet.superlink
-    if coordinator.vars.get("ansible_connection") == "local":
-        pem = Path(path).read_bytes() if Path(path).is_file() else b""
-    else:
-        user, key, known = control.ssh_login(coordinator)
-        with ssh.connect(coordinator.address, coordinator.port, user, key, known) as client:
-            status, out, _ = ssh.run(client, f"sudo -n cat {shlex.quote(path)}", timeout=60)
-        pem = out.encode() if status == 0 else b""
-    try:
-        return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex(":")
-    except ValueError:
-        return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from fledge import app_packages
 from fledge.commands.fleet import load as load_fleet
 from fledge.commands.playbooks import play
 from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors
@@ -36,6 +38,18 @@ def provision(
             help="Enrol a revoked device again, with a new key (repeat).",
         ),
     ] = None,
+    apps: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--app",
+            metavar="DIR",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+            help="Also install what this Flower app needs ([project].dependencies), on every "
+            "host, now and in every later provisioning (repeat).",
+        ),
+    ] = None,
     verbose: Annotated[
         int,
         typer.Option(
@@ -59,6 +73,15 @@ def provision(
             path=fleet.path,
             fix="name devices of the supernodes group",
         )
+    extravars: dict[str, Any] = {"supernode_reenrol": enrol} if enrol else {}
+    if apps:
+        addition = app_packages.add(fleet, apps)
+        if addition.added:
+            err.print(f"Adding the apps' packages to the fleet: {', '.join(addition.added)}")
+        # A dry run shows them installed, and records nothing.
+        extravars["_common_app_packages"] = addition.lines
+        if not check:
+            addition.save()
     hosts = ", ".join(h.name for h in fleet.hosts)
     err.print(f"Provisioning {len(fleet.hosts)} hosts ({hosts}){' in check mode' if check else ''}")
     result = play(
@@ -69,7 +92,7 @@ def provision(
         check=check,
         limit=limit,
         tags=tags or [],
-        extravars={"supernode_reenrol": enrol} if enrol else None,
+        extravars=extravars or None,
         verbosity=verbose,
     )
     if check:

@@ -7,6 +7,7 @@ from the exit code of a flwr command; `fledge round start` exits 0 only for
 
 from __future__ import annotations
 
+import sys
 import time
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -17,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ansible_collections.fledge.edge.plugins.plugin_utils import registry
-from fledge import inventory
+from fledge import app_packages, control, inventory, results
+from fledge.commands.fleet import load as load_fleet
 from fledge.commands.fleet import superlink as fleet_superlink
 from fledge.console import (
     Format,
@@ -31,8 +33,9 @@ from fledge.console import (
 from fledge.errors import FledgeError
 from fledge.flower import follow
 from fledge.flower.apps import default_app, run_config
-from fledge.flower.records import RoundMetrics
+from fledge.flower.records import RoundMetrics, RunInfo
 from fledge.flower.superlink import SuperLink
+from fledge.fsutil import open_state_dir
 
 app = typer.Typer(
     help="Start, follow and stop training runs on the fleet's SuperLink.", no_args_is_help=True
@@ -101,20 +104,38 @@ def start(
 ) -> None:
     """Start a training run on the fleet and follow it round by round until it ends."""
     flwr_app: Traversable = app_dir if app_dir is not None else default_app()
-    with fleet_superlink(inventory_path) as (fleet, superlink):
-        needed = min_nodes if min_nodes is not None else len(fleet.supernodes)
-        config = run_config(flwr_app, rounds=rounds, min_nodes=needed, values=config_values or [])
+    fleet = load_fleet(inventory_path)
+    needed = min_nodes if min_nodes is not None else len(fleet.supernodes)
+    config = run_config(flwr_app, rounds=rounds, min_nodes=needed, values=config_values or [])
+    _require_packages(fleet, flwr_app)
+    with control.superlink(fleet) as superlink:
         _require_online(superlink, needed, fleet, explicit=min_nodes is not None)
         run_id = superlink.start_run(flwr_app, config.overrides)
         err.print(f"Started run [bold]{run_id}[/] ({escape(config.describe())})")
         progress = _Progress(run_id, config.rounds)
         with err.status(progress):
             outcome = follow.follow(superlink, run_id, timeout, progress, node_wait)
+    folder, summary = results.keep(fleet, outcome, config.overrides)
     if output is Format.json:
-        print_json(_summary_json(outcome))
+        print_json(summary.to_json() | {"results": str(folder)})
     else:
-        _print_summary(outcome)
+        _print_summary(summary)
+        _print_results(folder, summary)
     raise typer.Exit(outcome.exit_code)
+
+
+def _require_packages(fleet: inventory.Inventory, app: Traversable) -> None:
+    """Refuse a run whose app would fail to import on some host."""
+    found = app_packages.check(fleet, app)
+    if found.shortfalls:
+        raise app_packages.refusal(fleet, app, found.shortfalls)
+    if found.unrecorded:
+        err.print(
+            f"[yellow]warning:[/] the app's packages were not checked on "
+            f"{', '.join(found.unrecorded)}: no provisioning recorded what they have "
+            f"(`fledge provision -i {fleet.path}` does)",
+            soft_wrap=True,
+        )
 
 
 def _require_online(
@@ -179,26 +200,17 @@ class _Progress:
 # --- output -----------------------------------------------------------------
 
 
-def _summary_json(outcome: follow.Outcome) -> dict[str, Any]:
-    info = outcome.info
-    return {
-        "run_id": info.run_id,
-        "status": info.status,
-        "status_details": info.status_details,
-        "app": info.app,
-        "rounds": [metrics.to_json() for metrics in outcome.rounds],
-        "elapsed_seconds": info.elapsed_seconds,
-        "network_bytes": info.network_bytes,
-    }
+# Lines of the ServerApp's log shown when a run did not complete.
+LOG_TAIL_LINES = 20
 
 
-def _print_summary(outcome: follow.Outcome) -> None:
-    info = outcome.info
-    if outcome.rounds:
+def _print_summary(summary: results.Summary) -> None:
+    info = summary.info
+    if summary.rounds:
         table = Table(title="Rounds", title_justify="left")
         for column in ("round", "nodes", "train loss", "loss", "accuracy"):
             table.add_column(column, justify="right")
-        for m in outcome.rounds:
+        for m in summary.rounds:
             table.add_row(
                 str(m.round),
                 _value(m.nodes),
@@ -210,17 +222,37 @@ def _print_summary(outcome: follow.Outcome) -> None:
     else:
         err.print("No round finished.")
     colour = "green" if info.completed else "red"
-    summary = Table.grid(padding=(0, 2))
-    summary.add_row("run", info.run_id)
-    summary.add_row("status", f"[{colour}]{escape(info.status)}[/]")
-    summary.add_row("details", escape(info.status_details or "-"))
-    summary.add_row("app", escape(info.app))
-    summary.add_row("duration", _duration(info.elapsed_seconds))
-    summary.add_row(
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("run", info.run_id)
+    grid.add_row("status", f"[{colour}]{escape(info.status)}[/]")
+    grid.add_row("details", escape(info.status_details or "-"))
+    grid.add_row("app", escape(info.app))
+    grid.add_row("duration", _duration(info.elapsed_seconds))
+    grid.add_row(
         "traffic",
         f"{_bytes(info.inbound_bytes)} in, {_bytes(info.outbound_bytes)} out",
     )
-    err.print(summary)
+    err.print(grid)
+
+
+def _print_results(folder: Path, summary: results.Summary) -> None:
+    """Where the results folder is, what it lacks, and the log's end after a failure."""
+    if summary.files:
+        names = ", ".join(summary.files[:5]) + (", ..." if len(summary.files) > 5 else "")
+        err.print(f"The ServerApp wrote {len(summary.files)} files: {escape(names)}")
+    if summary.files_error:
+        err.print(
+            f"[yellow]warning:[/] the ServerApp's files were not fetched: "
+            f"{escape(summary.files_error)}",
+            soft_wrap=True,
+        )
+    if not summary.info.completed:
+        log = (folder / results.LOG).read_text().rstrip().splitlines()
+        if log:
+            err.print(f"The ServerApp's log ends with ({len(log)} lines in all):")
+            for line in log[-LOG_TAIL_LINES:]:
+                err.print(f"  {escape(line)}", soft_wrap=True, highlight=False)
+    err.print(f"Results: [bold]{escape(display_path(folder))}[/]", soft_wrap=True)
 
 
 def _round_line(m: RoundMetrics, of: str) -> str:
@@ -265,27 +297,141 @@ def _bytes(count: int) -> str:
 @handle_errors
 def list_runs(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
     """List the runs on the fleet's SuperLink."""
-    with fleet_superlink(inventory_path) as (_, superlink):
+    with fleet_superlink(inventory_path) as (fleet, superlink):
         runs = superlink.list_runs()
+    saved = results.saved_runs(fleet.state_dir)
+
+    def folder(run: RunInfo) -> Path | None:
+        return results.folder(fleet.state_dir, run.run_id) if run.run_id in saved else None
+
     if output is Format.json:
-        print_json({"runs": [run.to_json() for run in runs]})
+        print_json(
+            {
+                "runs": [
+                    run.to_json() | {"results": str(path) if (path := folder(run)) else None}
+                    for run in runs
+                ]
+            }
+        )
         return
     if not runs:
         err.print("No runs on the SuperLink yet. Start one: fledge round start")
         return
     table = Table()
     # IDs and states are what people copy and compare: never cut them short.
-    for column in ("run", "app", "status", "duration", "submitted"):
+    for column in ("run", "app", "status", "duration", "submitted", "results"):
         table.add_column(column, no_wrap=column in ("run", "status"))
     for run in runs:
+        path = folder(run)
         table.add_row(
             run.run_id,
             escape(run.app),
             escape(run.status),
             _duration(run.elapsed_seconds),
             run.pending_at or "-",
+            escape(display_path(path)) if path else "-",
         )
     err.print(table)
+
+
+RunArgument = Annotated[int, typer.Argument(help="The run (see `fledge round list`).")]
+
+
+@app.command()
+@handle_errors
+def show(
+    run_id: RunArgument, inventory_path: InventoryOption, output: FormatOption = Format.text
+) -> None:
+    """Show a run's summary again, from its results folder on this controller."""
+    fleet = load_fleet(inventory_path)
+    folder, summary = results.load(fleet.state_dir, str(run_id))
+    if output is Format.json:
+        print_json(summary.to_json() | {"results": str(folder)})
+        return
+    _print_summary(summary)
+    _print_results(folder, summary)
+    contents = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    err.print("In it: " + escape(", ".join(map(str, contents))), soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def logs(
+    run_id: RunArgument,
+    inventory_path: InventoryOption,
+    follow_log: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing the log until the run ends.")
+    ] = False,
+) -> None:
+    """Print a run's ServerApp log, as the SuperLink keeps it (any run, not only fledge's)."""
+    with fleet_superlink(inventory_path) as (_, superlink):
+        info = superlink.run_info(str(run_id))  # an unknown run fails here, clearly
+        if not follow_log:
+            _write(superlink.run_log(info.run_id))
+            return
+        shown = ""
+        try:
+            while True:
+                finished = superlink.run_info(info.run_id).finished
+                log = superlink.run_log(info.run_id)
+                # A log only grows; text that does not extend what is shown is
+                # a request the SuperLink held back (empty): wait for the next.
+                if log.startswith(shown):
+                    _write(log[len(shown) :])
+                    shown = log
+                if finished:
+                    return
+                time.sleep(LOG_POLL_SECONDS)
+        except KeyboardInterrupt:
+            raise typer.Exit(follow.EXIT_INTERRUPTED) from None
+
+
+LOG_POLL_SECONDS = 2.0
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@app.command()
+@handle_errors
+def fetch(
+    run_id: RunArgument,
+    host_name: Annotated[str, typer.Argument(metavar="HOST", help="The device (or coordinator).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH...",
+            help="Files or directories in the run's working directory on that host.",
+        ),
+    ],
+    inventory_path: InventoryOption,
+) -> None:
+    """Copy named files a run's app wrote on a device into the run's results folder.
+
+    A device's files stay on it unless asked for by name: they may hold its
+    data. The ServerApp's files come with every run that `round start` follows.
+    """
+    fleet = load_fleet(inventory_path)
+    host = fleet.host(host_name)
+    try:
+        members = [results.member_path(p) for p in paths]
+    except ValueError as exc:
+        raise FledgeError(
+            str(exc), fix="give paths relative to the run's working directory"
+        ) from None
+    folder = results.folder(open_state_dir(fleet.state_dir), str(run_id))
+    if host is fleet.superlink:
+        dest, runs_dir = folder / results.FILES, "_superlink_runs_dir"
+    else:
+        dest, runs_dir = folder / results.DEVICES / host.name, "_supernode_runs_dir"
+    copied = results.fetch_run_dir(host, runs_dir, str(run_id), dest, members)
+    for name in copied:
+        err.print(escape(display_path(dest / name)), soft_wrap=True)
+    err.print(
+        f"Copied {len(copied)} files from {escape(host.name)} into {escape(display_path(dest))}"
+    )
 
 
 @app.command()

@@ -24,8 +24,8 @@ def default_app() -> Traversable:
     return resources.files("fledge") / "apps" / "digits"
 
 
-def read_app_config(app: Traversable) -> dict[str, Any]:
-    """The app's run config: ``[tool.flwr.app.config]`` of its pyproject.toml."""
+def read_pyproject(app: Traversable) -> dict[str, Any]:
+    """The app's pyproject.toml, checked to be a Flower app's."""
     pyproject = app / "pyproject.toml"
     fix = "point --app at a Flower app: a directory whose pyproject.toml has [tool.flwr.app]"
     try:
@@ -36,13 +36,30 @@ def read_app_config(app: Traversable) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise FledgeError(f"not valid TOML: {exc}", path=str(pyproject)) from None
-    flwr_app = doc.get("tool", {}).get("flwr", {}).get("app")
-    if not isinstance(flwr_app, dict):
+    if not isinstance(doc.get("tool", {}).get("flwr", {}).get("app"), dict):
         raise FledgeError(
             "this is not a Flower app: [tool.flwr.app] is missing", path=str(pyproject), fix=fix
         )
-    config = flwr_app.get("config", {})
+    return doc
+
+
+def read_app_config(app: Traversable) -> dict[str, Any]:
+    """The app's run config: ``[tool.flwr.app.config]`` of its pyproject.toml."""
+    config = read_pyproject(app)["tool"]["flwr"]["app"].get("config", {})
     return config if isinstance(config, dict) else {}
+
+
+def app_dependencies(app: Traversable) -> list[str]:
+    """The app's ``[project].dependencies``: what its ServerApp and ClientApp import."""
+    dependencies = read_pyproject(app).get("project", {}).get("dependencies", [])
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise FledgeError(
+            "[project].dependencies must be a list of requirement strings",
+            path=str(app / "pyproject.toml"),
+            field="dependencies",
+            fix='write it as dependencies = ["flwr==1.42.0", "scikit-learn>=1.5"]',
+        )
+    return dependencies
 
 
 def copy_app(src: Traversable, dest: Path) -> None:

@@ -69,6 +69,22 @@ class RunInfo:
             finished_at=_known(doc.get("finished-at")),
         )
 
+    @classmethod
+    def from_record(cls, doc: Mapping[str, Any]) -> RunInfo:
+        """The inverse of :meth:`to_json`."""
+        traffic = doc["network_bytes"]
+        return cls(
+            run_id=str(doc["run_id"]),
+            status=str(doc["status"]),
+            status_details=doc.get("status_details"),
+            app=str(doc["app"]),
+            elapsed_seconds=float(doc["elapsed_seconds"]),
+            inbound_bytes=int(traffic["inbound"]),
+            outbound_bytes=int(traffic["outbound"]),
+            pending_at=doc.get("pending_at"),
+            finished_at=doc.get("finished_at"),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,

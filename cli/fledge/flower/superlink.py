@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -128,7 +129,7 @@ class SuperLink:
             raise FledgeError(
                 f"flwr log failed: {cli.panel_text(done.stderr)}", fix=self._fix_for(done.stderr)
             )
-        return done.stdout
+        return _without_connection_line(done.stdout)
 
     # Plumbing.
 
@@ -175,3 +176,11 @@ class SuperLink:
             "check that the SuperLink runs on the coordinator (systemctl status "
             f"fledge-superlink) and that {self.address} is reachable from here{trust}"
         )
+
+
+# flwr's own first line, not the ServerApp's: names the (tunnelled) address.
+_CONNECTION_LINE = re.compile(r"\A(?:\x1b\[[0-9;]*m)*Using SuperLink: [^\n]*\n")
+
+
+def _without_connection_line(text: str) -> str:
+    return _CONNECTION_LINE.sub("", text, count=1)

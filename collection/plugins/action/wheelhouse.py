@@ -24,7 +24,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.fledge.edge.plugins.plugin_utils import cache
+from ansible_collections.fledge.edge.plugins.plugin_utils import cache, packages
 from ansible_collections.fledge.edge.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -32,6 +32,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "requirements": {"type": "list", "elements": "str", "required": True},
     "hosts": {"type": "list", "elements": "str", "required": True},
     "pip_args": {"type": "list", "elements": "str", "default": []},
+    "state_dir": {"type": "path"},
 }
 # The oldest glibc that manylinux wheels target (manylinux2014).
 OLDEST_GLIBC_MINOR = 17
@@ -102,6 +103,7 @@ class ActionModule(ControllerAction):
         dest = Path(args["dest"])
 
         archives: dict[str, str] = {}
+        platforms: dict[str, dict[str, str]] = {}
         built: list[str] = []
         cached: list[str] = []
         for host in args["hosts"]:
@@ -114,6 +116,7 @@ class ActionModule(ControllerAction):
             platform["python"] = ".".join(platform["python"].split(".")[:2])
             archive = dest / archive_name(args["requirements"], platform)
             archives[host] = str(archive)
+            platforms[host] = platform
             if archive.name in built or archive.name in cached:
                 continue
             if self._task.check_mode:
@@ -130,5 +133,28 @@ class ActionModule(ControllerAction):
             )
             (built if made else cached).append(archive.name)
 
+        if args["state_dir"] and not self._task.check_mode:
+            self._record(Path(args["state_dir"]), archives, platforms)
         result.update(changed=bool(built), archives=archives, built=built, cached=cached)
         return result
+
+    @staticmethod
+    def _record(
+        state_dir: Path, archives: dict[str, str], platforms: dict[str, dict[str, str]]
+    ) -> None:
+        """Record what each host gets, for `fledge round start`'s check of an app's needs:
+        controller-side bookkeeping, not a change to the hosts."""
+        contents = {
+            archive: packages.archive_packages(Path(archive)) for archive in set(archives.values())
+        }
+        packages.record(
+            state_dir,
+            {
+                host: {
+                    "platform": platforms[host],
+                    "archive": Path(archive).name,
+                    "packages": contents[archive],
+                }
+                for host, archive in archives.items()
+            },
+        )

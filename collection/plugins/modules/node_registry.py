@@ -9,8 +9,9 @@ short_description: The controller's record of which device is which SuperLink no
 description:
   - Each device of the fleet makes its own key pair; the controller registers the public key
     with the SuperLink, which answers with a node ID. This module keeps, on the controller, one
-    private record per device under O(state_dir)C(/nodes/): its public key, its node ID, when it
-    was registered and, once revoked, when that was (earlier enrolments are kept in its history).
+    private record per device under O(state_dir)C(/nodes/), with its public key, its node ID,
+    when it was registered and, once revoked, when that was (earlier enrolments are kept in its
+    history).
   - O(state=query) only reads; O(state=registered) records a registration; O(state=revoked) marks
     the device revoked (provisioning then enrols it again only when asked).
 version_added: 0.2.0

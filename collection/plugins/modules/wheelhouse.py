@@ -35,6 +35,13 @@ options:
     type: list
     elements: str
     default: []
+  state_dir:
+    description:
+      - The fleet's state directory on the controller. When given, the packages (and
+        versions) of each host's archive are recorded in its C(packages.json), which
+        C(fledge round start) checks an app's dependencies against.
+      - Not written in check mode.
+    type: path
 extends_documentation_fragment:
   - fledge.edge.controller
 """
