@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from unittest import mock
 
 import paramiko
+import pytest
 import yaml
 
 from fledge import inventory
-from fledge.lab import files
+from fledge.errors import FledgeError
+from fledge.lab import files, fleet
 from fledge.lab.files import Endpoint
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMFsgKZBewdImU5nHtt1VQ0SkoU65bDAhU9oKNMuvHrF"
@@ -107,3 +110,23 @@ def test_remove_keeps_what_the_lab_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     files.remove(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_labs_directory_names_its_lab(tmp_path: Path) -> None:
+    assert files.lab_name(tmp_path) is None
+    files.write("fledge-t1", tmp_path, COORDINATOR, DEVICES, fleet_host="coordinator")
+    assert files.lab_name(tmp_path) == "fledge-t1"
+
+
+def test_down_refuses_the_directory_of_another_lab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lab down --dir` with the wrong name must not orphan the other lab's containers."""
+    files.write("fledge-t1", tmp_path, COORDINATOR, DEVICES, fleet_host="coordinator")
+    client = mock.Mock()
+    client.networks.list.return_value = []
+    with pytest.raises(FledgeError, match="holds the files of the lab 'fledge-t1'") as caught:
+        fleet.down(client, "fledge-lab", tmp_path)
+    assert caught.value.fix == f"fledge lab down --name fledge-t1 --dir {tmp_path.resolve()}"
+    assert (tmp_path / "inventory.yml").is_file()
+    client.containers.list.assert_not_called()

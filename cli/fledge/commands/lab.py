@@ -12,7 +12,7 @@ from rich.table import Table
 
 from fledge.console import Format, FormatOption, display_path, err, handle_errors, print_json
 from fledge.errors import FledgeError
-from fledge.lab import engine, fleet, image
+from fledge.lab import engine, files, fleet, image
 from fledge.progress import ConsoleReporter
 
 app = typer.Typer(
@@ -123,7 +123,15 @@ def status(name: NameOption = fleet.DEFAULT_NAME, output: FormatOption = Format.
 @app.command()
 @handle_errors
 def down(
-    name: NameOption = fleet.DEFAULT_NAME,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="The lab's name (prefix of its containers) \\[default: the one whose "
+            "inventory is in --dir, else fledge-lab].",
+            show_default=False,
+        ),
+    ] = None,
     directory: DirOption = None,
     images: Annotated[
         bool, typer.Option("--images", help="Also remove the cached fledge-lab images.")
@@ -147,7 +155,10 @@ def down(
         )
     client = engine.connect()
     with engine.engine_errors():
-        names = fleet.labelled(client, label) if label is not None else [name]
+        if label is not None:
+            names = fleet.labelled(client, label)
+        else:
+            names = [name or (directory and files.lab_name(directory)) or fleet.DEFAULT_NAME]
         if not names:
             err.print(f"nothing to remove: no lab carries the label {label}")
         for lab in names:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -139,6 +140,16 @@ def write(
     path = directory / INVENTORY
     inventory.write(path, inventory_text(lab, directory, coordinator, devices, fleet_host))
     return path
+
+
+def lab_name(directory: Path) -> str | None:
+    """The lab whose inventory lies in ``directory`` (its ``fledge_lab``), if any."""
+    try:
+        doc = yaml.safe_load((directory / INVENTORY).read_text(encoding="utf-8"))
+        name = doc["all"]["vars"]["fledge_lab"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def remove(directory: Path) -> list[Path]:

@@ -173,6 +173,13 @@ def up(
 def down(client: docker.DockerClient, lab: str, directory: Path | None = None) -> list[str]:
     """Remove the lab's containers, volumes, network and files; say what went."""
     directory = lab_dir(client, lab, directory)
+    owner = files.lab_name(directory)
+    if owner is not None and owner != lab:
+        raise FledgeError(
+            f"{directory} holds the files of the lab '{owner}', not of '{lab}'",
+            field="--dir",
+            fix=f"fledge lab down --name {owner} --dir {directory}",
+        )
     removed = []
     for container in containers(client, lab).values():
         container.remove(force=True, v=True)
