@@ -23,6 +23,7 @@ ORDER = (
     "tests/test_checks.py",
     "tests/unit/",
     "test_round_local.py",
+    "test_converged_check.py",
     "test_collection_quality.py",
     # Labs of their own.
     "test_lab.py",

@@ -35,7 +35,6 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.fledge.edge.plugins.plugin_utils.pki import superlink_sans
 from fledge import ansible_vars
 from fledge.addresses import (
     is_host_name,
@@ -129,6 +128,9 @@ class Inventory:
     def superlink_sans(self) -> list[str]:
         """Names and addresses the SuperLink's certificate carries."""
         v = self.superlink.vars
+        # Here, not at the top: it brings cryptography, which most commands never need.
+        from ansible_collections.fledge.edge.plugins.plugin_utils.pki import superlink_sans
+
         return superlink_sans(
             name=self.superlink.name,
             address=self.superlink.address,

@@ -21,6 +21,8 @@ from fledge.errors import FledgeError
 from fledge.fsutil import private_dir
 
 KEEP_ARTIFACTS = 5
+# The fact by which the deploy playbook skips an unchanged host (fledge.edge.preflight).
+CONVERGED_FACT = "fledge_converged"
 OUTPUT_TAIL_LINES = 25
 # The counters of ansible-playbook's PLAY RECAP, by the names runner uses.
 _STATS = {
@@ -66,6 +68,8 @@ class PlaybookResult:
     artifacts: Path | None = None
     # The end of Ansible's own output, for failures before any host ran.
     output_tail: str = ""
+    # Hosts the converged check found as their last complete run left them.
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -128,9 +132,13 @@ def run_playbook(
         )
     cmdline = ["--check", "--diff"] if check else []
     failures: list[Failure] = []
+    unchanged: list[str] = []
 
     def handle(event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
+        facts = (data.get("res") or {}).get("ansible_facts") or {}
+        if event.get("event") == "runner_on_ok" and facts.get(CONVERGED_FACT) is True:
+            unchanged.append(data.get("host", "?"))
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and not data.get(
             "ignore_errors"
         ):
@@ -181,4 +189,5 @@ def run_playbook(
         recap=recap,
         failures=failures,
         artifacts=Path(runner.config.artifact_dir),
+        unchanged=sorted(unchanged),
     )

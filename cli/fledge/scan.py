@@ -32,17 +32,25 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import paramiko
 import yaml
 
-from fledge import inventory, ssh
+from fledge import inventory
 from fledge.ansible_vars import role_defaults
 from fledge.collection import collection_dir
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
 from fledge.inventory import HostSpec
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from fledge import ssh
+else:
+    paramiko = lazy("paramiko")
+    ssh = lazy("fledge.ssh")
 
 # Hosts scanned at once: SSH handshakes are CPU work on a small controller.
 MAX_PARALLEL = 16

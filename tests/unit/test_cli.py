@@ -238,3 +238,25 @@ def test_provision_rejects_a_bad_inventory_before_running(
     monkeypatch.setattr(playbooks_cmd, "run_playbook", lambda *a, **k: pytest.fail("must not run"))
     result = fledge("provision", "-i", bad)
     assert result.exit_code == 1 and "both" in result.stderr
+
+
+def test_provision_full_runs_every_task_and_unchanged_hosts_are_named(
+    pis: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list = []
+
+    def run_playbook(playbook, inventory_path, state_dir, **kwargs):
+        calls.append(kwargs)
+        return PlaybookResult(
+            0, "successful", {h: HostRecap(ok=2) for h in ("coordinator", "pi-1", "pi-2")},
+            unchanged=["coordinator", "pi-2"],
+        )  # fmt: skip
+
+    monkeypatch.setattr(playbooks_cmd, "run_playbook", run_playbook)
+    result = fledge("provision", "-i", pis, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert calls[0]["extravars"] is None
+    assert json.loads(result.stdout)["unchanged"] == ["coordinator", "pi-2"]
+    assert "coordinator, pi-2 (--full runs every task" in " ".join(result.stderr.split())
+    assert fledge("provision", "-i", pis, "--full").exit_code == 0
+    assert calls[1]["extravars"] == {"fledge_full": True}

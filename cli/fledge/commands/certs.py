@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ansible_collections.fledge.edge.plugins.plugin_utils import pki
-from fledge import certificates
 from fledge.commands.fleet import load as load_fleet
 from fledge.commands.playbooks import play
 from fledge.console import (
@@ -23,6 +21,14 @@ from fledge.console import (
     print_json,
 )
 from fledge.fsutil import open_state_dir
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from ansible_collections.fledge.edge.plugins.plugin_utils import pki
+    from fledge import certificates
+else:
+    pki = lazy("ansible_collections.fledge.edge.plugins.plugin_utils.pki")
+    certificates = lazy("fledge.certificates")
 
 app = typer.Typer(
     help="The fleet's certificate authority and TLS certificates.", no_args_is_help=True

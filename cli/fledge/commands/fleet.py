@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from fledge import control, fleet_status, inventory
 from fledge.console import (
     Format,
     FormatOption,
@@ -23,7 +23,15 @@ from fledge.console import (
     handle_errors,
     print_json,
 )
-from fledge.flower.superlink import SuperLink
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from fledge import control, fleet_status, inventory
+    from fledge.flower.superlink import SuperLink
+else:
+    control = lazy("fledge.control")
+    fleet_status = lazy("fledge.fleet_status")
+    inventory = lazy("fledge.inventory")
 
 app = typer.Typer(help="The fleet as a whole: every host at a glance.", no_args_is_help=True)
 

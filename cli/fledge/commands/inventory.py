@@ -7,14 +7,13 @@ import io
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from fledge import inventory
-from fledge import scan as scanning
 from fledge.addresses import (
     is_host_name,
     is_ip,
@@ -35,6 +34,12 @@ from fledge.console import (
 )
 from fledge.errors import FledgeError
 from fledge.fsutil import read_utf8
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from fledge import scan as scanning
+else:
+    scanning = lazy("fledge.scan")
 
 app = typer.Typer(help="Write and check fleet inventories.", no_args_is_help=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -12,8 +12,16 @@ from rich.table import Table
 
 from fledge.console import Format, FormatOption, display_path, err, handle_errors, print_json
 from fledge.errors import FledgeError
-from fledge.lab import engine, files, fleet, image
+from fledge.lazy import lazy
 from fledge.progress import ConsoleReporter
+
+if TYPE_CHECKING:
+    from fledge.lab import engine, files, fleet, image
+else:
+    engine = lazy("fledge.lab.engine")
+    files = lazy("fledge.lab.files")
+    fleet = lazy("fledge.lab.fleet")
+    image = lazy("fledge.lab.image")
 
 app = typer.Typer(
     help="A local virtual fleet: Docker containers that behave like Raspberry Pi OS hosts.",

@@ -8,17 +8,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 from rich.markup import escape
 
-from fledge import journal
 from fledge.commands.fleet import load as load_fleet
 from fledge.console import InventoryOption, display_path, err, handle_errors
 from fledge.errors import FledgeError
 from fledge.fsutil import PRIVATE_DIR, open_state_dir, private_dir
 from fledge.inventory import Host, Inventory
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from fledge import journal
+else:
+    journal = lazy("fledge.journal")
 
 LOGS_DIR = "logs"
 # The exit code of a command ended with Ctrl-C (128 + SIGINT), as shells report it.

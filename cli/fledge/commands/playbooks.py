@@ -44,6 +44,12 @@ def play(
             on_event=progress.handle,
         )
     err.print(recap_table(result, f"{what} summary" + (" (check mode)" if check else "")))
+    if result.unchanged:
+        err.print(
+            f"Unchanged since their last complete {what.lower()}, checked in one pass: "
+            f"{', '.join(result.unchanged)} (--full runs every task on them)",
+            soft_wrap=True,
+        )
     for failure in result.failures:
         err.print(
             f"[red]{escape(failure.host)}[/]: {escape(failure.task)}\n  {escape(failure.message)}"
@@ -58,6 +64,7 @@ def play(
                 "changed": result.changed,
                 "hosts": {h: vars(r) | {"succeeded": r.succeeded} for h, r in result.recap.items()},
                 "failures": [vars(f) for f in result.failures],
+                "unchanged": result.unchanged,
                 "artifacts": str(result.artifacts),
             }
         )

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fledge import app_packages
 from fledge.commands.fleet import load as load_fleet
 from fledge.commands.playbooks import play
 from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors
 from fledge.errors import FledgeError
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from fledge import app_packages
+else:
+    app_packages = lazy("fledge.app_packages")
 
 
 @handle_errors
@@ -38,6 +43,14 @@ def provision(
             help="Enrol a revoked device again, with a new key (repeat).",
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Run every task on every host, also on hosts unchanged since their last "
+            "complete provisioning (which are otherwise checked in one pass and skipped).",
+        ),
+    ] = False,
     apps: Annotated[
         list[Path] | None,
         typer.Option(
@@ -74,6 +87,8 @@ def provision(
             fix="name devices of the supernodes group",
         )
     extravars: dict[str, Any] = {"supernode_reenrol": enrol} if enrol else {}
+    if full:
+        extravars["fledge_full"] = True
     if apps:
         addition = app_packages.add(fleet, apps)
         if addition.added:

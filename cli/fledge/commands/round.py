@@ -11,14 +11,12 @@ import sys
 import time
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ansible_collections.fledge.edge.plugins.plugin_utils import registry
-from fledge import app_packages, control, inventory, results
 from fledge.commands.fleet import load as load_fleet
 from fledge.commands.fleet import superlink as fleet_superlink
 from fledge.console import (
@@ -31,11 +29,23 @@ from fledge.console import (
     print_json,
 )
 from fledge.errors import FledgeError
-from fledge.flower import follow
 from fledge.flower.apps import default_app, run_config
 from fledge.flower.records import RoundMetrics, RunInfo
 from fledge.flower.superlink import SuperLink
 from fledge.fsutil import open_state_dir
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from ansible_collections.fledge.edge.plugins.plugin_utils import registry
+    from fledge import app_packages, control, inventory, results
+    from fledge.flower import follow
+else:
+    registry = lazy("ansible_collections.fledge.edge.plugins.plugin_utils.registry")
+    app_packages = lazy("fledge.app_packages")
+    control = lazy("fledge.control")
+    inventory = lazy("fledge.inventory")
+    results = lazy("fledge.results")
+    follow = lazy("fledge.flower.follow")
 
 app = typer.Typer(
     help="Start, follow and stop training runs on the fleet's SuperLink.", no_args_is_help=True

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from fledge import control
 from fledge.commands.fleet import load as load_fleet
 from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors, print_json
 from fledge.flower.superlink import CONFIG_FILE, CONNECTION, FLWR_HOME_NAME, SuperLink
 from fledge.fsutil import open_state_dir, private_dir
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    from fledge import control
+else:
+    control = lazy("fledge.control")
 
 
 @handle_errors

@@ -5,10 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-
-import docker
+from typing import TYPE_CHECKING
 
 from fledge.errors import FledgeError
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    import docker
+else:
+    docker = lazy("docker")
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 INSTALL_FIX = (

@@ -13,20 +13,26 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import docker
-from docker.models.containers import Container
-from docker.models.networks import Network
-from docker.types import Mount
-
-from fledge import ssh
 from fledge.ansible_vars import role_defaults
 from fledge.errors import FledgeError
 from fledge.fsutil import private_dir
 from fledge.lab import files, image, node
 from fledge.lab.engine import native_arch
 from fledge.lab.report import SILENT, Reporter
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    import docker
+    import docker.types
+    from docker.models.containers import Container
+    from docker.models.networks import Network
+
+    from fledge import ssh
+else:
+    docker = lazy("docker")
+    ssh = lazy("fledge.ssh")
 
 DEFAULT_NAME = "fledge-lab"
 DEFAULT_DIR = Path("fledge-lab")
@@ -355,7 +361,7 @@ def _run(
             # /tmp allows exec as on Raspberry Pi OS (there it is on the root file system).
             tmpfs={"/run": "", "/run/lock": "", "/tmp": "exec"},
             # Docker inside a device then gets overlay2 (it cannot stack it on overlay).
-            mounts=[Mount("/var/lib/docker", None, type="volume", labels=labels)],
+            mounts=[docker.types.Mount("/var/lib/docker", None, type="volume", labels=labels)],
             # Docker's types list "always" and "on-failure" only; the engine
             # also takes "unless-stopped": a lab someone stopped stays stopped.
             restart_policy=cast(Any, {"Name": "unless-stopped"}),

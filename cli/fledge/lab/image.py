@@ -23,11 +23,16 @@ import tempfile
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from fledge.errors import FledgeError
 from fledge.lab.report import SILENT, Reporter
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    import docker
+else:
+    docker = lazy("docker")
 
 REPOSITORY = "fledge-lab"
 ARCH_LABEL = "io.fledge.lab.arch"

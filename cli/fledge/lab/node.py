@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import cast
-
-from docker.models.containers import Container
+from typing import TYPE_CHECKING, cast
 
 from fledge.errors import FledgeError
 from fledge.lab.report import Reporter
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 BOOTED = ("running", "degraded")
 AUTHORIZED_KEYS = "/home/pi/.ssh/authorized_keys"

@@ -1,0 +1,41 @@
+"""`fledge --help` and the light commands start without the heavy libraries: they are
+imported by the commands that use them (fledge.lazy). Timed by bench/, not here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("paramiko", "docker", "cryptography", "ansible", "ansible_runner", "flwr", "matplotlib")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top-level packages whose code has run (a lazy module not yet used has not)."""
+    probe = (
+        f"{code}\nimport sys, json\n"
+        "print(json.dumps(sorted(n for n, m in list(sys.modules.items())"
+        " if type(m).__name__ != '_LazyModule')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    return {name.split(".")[0] for name in json.loads(out.splitlines()[-1])}
+
+
+def test_the_command_tree_loads_no_heavy_library() -> None:
+    assert not loaded_after("import fledge.main") & set(HEAVY)
+
+
+def test_help_loads_no_heavy_library() -> None:
+    code = (
+        "import fledge.main\n"
+        "try:\n    fledge.main.app(['--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert not loaded_after(code) & set(HEAVY)
+
+
+def test_a_lazy_module_loads_when_used() -> None:
+    assert "paramiko" in loaded_after(
+        "from fledge.lazy import lazy\nssh = lazy('fledge.ssh')\nssh.connect"
+    )
