@@ -11,11 +11,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# What runs: "ci" (the default: what CI runs) or "all" (the longer command,
+# FLEDGE_TESTS=all: the slow scenarios and every Molecule scenario too).
+SCOPE = os.environ.get("FLEDGE_TESTS", "ci").strip()
+if SCOPE not in ("ci", "all"):
+    raise pytest.UsageError(f"FLEDGE_TESTS is {SCOPE!r}; use ci or all")
 
 # Modules by name, in the order they run; the tests of one module keep their
 # order. Modules not listed run after the unit tests, in file order.
@@ -36,6 +42,7 @@ ORDER = (
     "test_rounds.py",
     "test_provision.py",
     "test_security.py",
+    "test_faults.py",
     "test_preflight.py",
     # ... then what destroys: a reboot, an upgrade during training, a reset.
     "test_raspberrypi.py",
@@ -58,6 +65,12 @@ def _rank(item: pytest.Item) -> float:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: a module's tests keep their order
+    if SCOPE != "all":
+        # Not collected rather than skipped: they run in the longer command.
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
     for item in items:
         if item.get_closest_marker("lab") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(LAB_TIMEOUT))

@@ -31,9 +31,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from fledge import ansible_vars
 from fledge.addresses import (
@@ -45,6 +43,12 @@ from fledge.addresses import (
 )
 from fledge.errors import FledgeError
 from fledge.fsutil import atomic_write
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = lazy("yaml")
 
 SUPERLINK = "superlink"
 SUPERNODES = "supernodes"

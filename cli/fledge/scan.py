@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from fledge import inventory
 from fledge.ansible_vars import role_defaults
 from fledge.collection import collection_dir
@@ -46,10 +44,12 @@ from fledge.lazy import lazy
 
 if TYPE_CHECKING:
     import paramiko
+    import yaml
 
     from fledge import ssh
 else:
     paramiko = lazy("paramiko")
+    yaml = lazy("yaml")
     ssh = lazy("fledge.ssh")
 
 # Hosts scanned at once: SSH handshakes are CPU work on a small controller.
@@ -126,7 +126,7 @@ def preflight_settings() -> Preflight:
         python_min_version=str(
             get(defaults, defaults_path, "preflight_python_min_version", (str, *number))
         ),
-        disk_path=get(defaults, defaults_path, "preflight_disk_path", str),
+        disk_path=_common_path(get(defaults, defaults_path, "preflight_disk_path", str)),
         requirements=requirements,
         clock_max_ahead=get(defaults, defaults_path, "preflight_clock_max_ahead", number),
         clock_max_behind=get(defaults, defaults_path, "preflight_clock_max_behind", number),
@@ -135,6 +135,13 @@ def preflight_settings() -> Preflight:
             for k, v in get(variables, vars_path, "_preflight_architectures", dict).items()
         },
     )
+
+
+def _common_path(value: str) -> str:
+    """A path that names fledge.edge.common's directories (``{{ fledge_install_dir }}``),
+    with their defaults."""
+    common = role_defaults("common")
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(common.get(m.group(1), m.group(0))), value)
 
 
 def default_runtime() -> str:
@@ -219,7 +226,9 @@ def remote_command(settings: Preflight) -> str:
         "memory": "grep '^MemTotal:' /proc/meminfo",
         # Blocks available to unprivileged users, times their size: what
         # Python's shutil.disk_usage (preflight's reading) calls free.
-        "disk": f"stat -f -c '%a %S' {shlex.quote(settings.disk_path)}",
+        # The nearest directory that exists, as preflight reads it on a fresh host.
+        "disk": f"p={shlex.quote(settings.disk_path)}; "
+        'while [ ! -e "$p" ]; do p=$(dirname "$p"); done; stat -f -c \'%a %S\' "$p"',
         "model": "cat /proc/device-tree/model || cat /sys/firmware/devicetree/base/model",
         "systemd": "test -d /run/systemd/system && echo yes",
     }

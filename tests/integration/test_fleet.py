@@ -4,7 +4,8 @@ The shared fleet (conftest.py: a coordinator and two devices, containers
 booting systemd, reached over real SSH with host keys checked) got a dry run
 on its fresh hosts and was provisioned by the real collection. Here it is
 provisioned again (nothing may change, with the CLI and without it, nor in
-a dry run of the collection's Galaxy artifact), and then a real Flower run
+a dry run of the collection's Galaxy artifact; an unchanged host is skipped
+after one check, a host changed by hand is repaired), and then a real Flower run
 on it must complete with an accuracy far above chance. Finally the CA's
 private key must be on no host of the fleet.
 """
@@ -53,10 +54,30 @@ def test_first_provisioning_succeeds(fleet: inventory.Inventory) -> None:
     assert first["succeeded"] and first["changed"] > 0
 
 
-def test_second_provisioning_changes_nothing(fleet: inventory.Inventory) -> None:
-    again = provision(fleet.path)
-    changed = {host: counters["changed"] for host, counters in again["hosts"].items()}
+def test_second_provisioning_changes_nothing_and_every_task_agrees(
+    fleet: inventory.Inventory,
+) -> None:
+    quick = provision(fleet.path)
+    assert quick["unchanged"] == ["coordinator", "pi-1", "pi-2"]  # the converged check
+    assert quick["changed"] == 0
+    # And every task of every role, run again, finds nothing to do.
+    full = provision(fleet.path, "--full")
+    assert full["unchanged"] == []
+    changed = {host: counters["changed"] for host, counters in full["hosts"].items()}
     assert changed == {"coordinator": 0, "pi-1": 0, "pi-2": 0}
+
+
+def test_a_device_changed_by_hand_is_provisioned_in_full_and_repaired(
+    fleet: inventory.Inventory,
+) -> None:
+    pi_2 = next(h for h in fleet.supernodes if h.name == "pi-2")
+    on(pi_2, "sudo chmod 0600 /etc/fledge/tls/ca.crt && sudo systemctl stop fledge-supernode")
+    repaired = provision(fleet.path)
+    assert repaired["unchanged"] == ["coordinator", "pi-1"]
+    assert repaired["hosts"]["pi-2"]["changed"] > 0
+    assert on(pi_2, "stat -c %a /etc/fledge/tls/ca.crt") == "644"
+    assert on(pi_2, "systemctl is-active fledge-supernode") == "active"
+    assert provision(fleet.path)["unchanged"] == ["coordinator", "pi-1", "pi-2"]
 
 
 def test_plain_ansible_playbook_works_without_the_cli(fleet: inventory.Inventory) -> None:
@@ -90,10 +111,7 @@ def test_round_over_tls_completes_far_above_chance(fleet: inventory.Inventory) -
     final = run["rounds"][-1]["accuracy"]
     print(f"final accuracy after {ROUNDS} rounds: {final:.3f}")  # shown with pytest -s
     assert final > MIN_ACCURACY
-    # The SuperLink is reached over TLS: the connection fledge wrote trusts the fleet CA.
-    config = (fleet.state_dir / "flwr" / "config.toml").read_text()
-    assert f'root-certificates = "{fleet.state_dir / "pki" / "ca.crt"}"' in config
-    assert "insecure" not in config
+    # Over TLS, trusting the fleet CA: test_security.py reads the connection fledge writes.
 
 
 def _hashes_of_small_files(client, roots: str) -> set[str]:

@@ -46,7 +46,8 @@ def _selected(wanted: str) -> set[str]:
     return names
 
 
-WANTED = os.environ.get("FLEDGE_MOLECULE", "ci").strip()
+# The longer command (FLEDGE_TESTS=all) runs every scenario.
+WANTED = os.environ.get("FLEDGE_MOLECULE", os.environ.get("FLEDGE_TESTS", "ci")).strip()
 SELECTED = _selected(WANTED)
 
 

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,10 @@ def test_the_operator_reaches_the_control_api_through_ssh(fleet: inventory.Inven
     try:
         assert tunnel.stdout is not None
         opened = json.loads(tunnel.stdout.readline())
+        # TLS, trusting the fleet's CA, never "insecure".
+        config = (Path(opened["flwr_home"]) / "config.toml").read_text()
+        assert f'root-certificates = "{fleet.state_dir / "pki" / "ca.crt"}"' in config
+        assert "insecure" not in config
         listed = subprocess.run(
             [str(BIN / "flwr"), "ls", opened["connection"], "--format", "json"],
             env={

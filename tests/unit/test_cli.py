@@ -260,3 +260,29 @@ def test_provision_full_runs_every_task_and_unchanged_hosts_are_named(
     assert "coordinator, pi-2 (--full runs every task" in " ".join(result.stderr.split())
     assert fledge("provision", "-i", pis, "--full").exit_code == 0
     assert calls[1]["extravars"] == {"fledge_full": True}
+
+
+def test_retry_failed_runs_the_hosts_that_failed_last_time(
+    pis: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list = []
+    outcomes = [
+        {"coordinator": HostRecap(ok=5), "pi-1": HostRecap(ok=5), "pi-2": HostRecap(unreachable=1)},
+        {"pi-2": HostRecap(ok=5, changed=3)},
+    ]
+
+    def run_playbook(playbook, inventory_path, state_dir, **kwargs):
+        calls.append(kwargs)
+        recap = outcomes[len(calls) - 1]
+        return PlaybookResult(0 if len(calls) > 1 else 4, "done", recap)
+
+    monkeypatch.setattr(playbooks_cmd, "run_playbook", run_playbook)
+    assert fledge("provision", "-i", pis).exit_code == 1
+    retried = fledge("provision", "-i", pis, "--retry-failed")
+    assert retried.exit_code == 0, retried.output
+    assert calls[1]["limit"] == "pi-2"
+    again = fledge("provision", "-i", pis, "--retry-failed")
+    assert again.exit_code == 1 and "failed on no host" in again.stderr
+    assert len(calls) == 2
+    both = fledge("provision", "-i", pis, "--retry-failed", "--limit", "pi-1")
+    assert both.exit_code == 1 and "--limit" in both.stderr

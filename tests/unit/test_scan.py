@@ -96,7 +96,10 @@ def test_settings_are_the_preflight_roles_own() -> None:
     assert {k: vars(v) for k, v in NEEDS.items()} == defaults["preflight_requirements"]
     assert SETTINGS.clock_max_ahead == defaults["preflight_clock_max_ahead"]
     assert SETTINGS.clock_max_behind == defaults["preflight_clock_max_behind"]
-    assert SETTINGS.disk_path == defaults["preflight_disk_path"]
+    # The install directory, as fledge.edge.common's defaults name it.
+    common = yaml.safe_load((role.parent / "common" / "defaults" / "main.yml").read_text())
+    assert defaults["preflight_disk_path"] == "{{ fledge_install_dir }}"
+    assert SETTINGS.disk_path == common["fledge_install_dir"]
     assert SETTINGS.architectures == variables["_preflight_architectures"]
     assert DEVICE in SETTINGS.runtimes and inventory.SUPERLINK not in SETTINGS.runtimes
 
@@ -600,17 +603,22 @@ def sshd() -> Iterator[tuple[int, paramiko.PKey]]:
     listener = socket.create_server(("127.0.0.1", 0))
     transports: list[paramiko.Transport] = []
 
+    def handle(sock: socket.socket) -> None:
+        transport = paramiko.Transport(sock)
+        transport.add_server_key(host_key)
+        transports.append(transport)
+        with contextlib.suppress(paramiko.SSHException, EOFError):
+            transport.start_server(server=_Server())
+
     def serve() -> None:
+        # One thread per connection: a client that reads the host key and
+        # goes must not hold up the next one (start_server waits for it).
         while True:
             try:
                 sock, _ = listener.accept()
             except OSError:
                 return
-            transport = paramiko.Transport(sock)
-            transport.add_server_key(host_key)
-            transports.append(transport)
-            with contextlib.suppress(paramiko.SSHException, EOFError):
-                transport.start_server(server=_Server())
+            threading.Thread(target=handle, args=(sock,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     yield listener.getsockname()[1], host_key

@@ -28,10 +28,7 @@ def test_the_command_tree_loads_no_heavy_library() -> None:
 
 
 def test_help_loads_no_heavy_library() -> None:
-    code = (
-        "import fledge.main\n"
-        "try:\n    fledge.main.app(['--help'])\nexcept SystemExit:\n    pass"
-    )
+    code = "import fledge.main\ntry:\n    fledge.main.app(['--help'])\nexcept SystemExit:\n    pass"
     assert not loaded_after(code) & set(HEAVY)
 
 

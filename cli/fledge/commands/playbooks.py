@@ -3,7 +3,9 @@ summary, failures named, and the report for `--format json`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,7 +13,8 @@ from rich.markup import escape
 
 from fledge import collection, inventory
 from fledge.console import Format, err, print_json
-from fledge.fsutil import open_state_dir
+from fledge.errors import FledgeError
+from fledge.fsutil import atomic_write, open_state_dir
 from fledge.progress import PlaybookProgress, recap_table
 from fledge.runner import PlaybookResult, run_playbook
 
@@ -43,6 +46,8 @@ def play(
             verbosity=verbosity,
             on_event=progress.handle,
         )
+    if not check:
+        _record_failed(fleet, name, result)
     err.print(recap_table(result, f"{what} summary" + (" (check mode)" if check else "")))
     if result.unchanged:
         err.print(
@@ -72,3 +77,32 @@ def play(
         err.print(f"{what} failed; the full log is in {result.artifacts}/stdout")
         raise typer.Exit(1)
     return result
+
+
+def _failed_path(fleet: inventory.Inventory, name: str) -> Path:
+    return fleet.state_dir / "runner" / f"failed-{name}.json"
+
+
+def _record_failed(fleet: inventory.Inventory, name: str, result: PlaybookResult) -> None:
+    """The hosts that failed or were unreachable in this run, for `--retry-failed`."""
+    failed = sorted(host for host, recap in result.recap.items() if not recap.succeeded)
+    atomic_write(_failed_path(fleet, name), json.dumps({"failed": failed}) + "\n")
+
+
+def failed_last_time(fleet: inventory.Inventory, name: str) -> list[str]:
+    """The hosts that failed in the last real run of the playbook ``name``."""
+    path = _failed_path(fleet, name)
+    try:
+        failed = json.loads(path.read_text())["failed"]
+    except FileNotFoundError:
+        raise FledgeError(
+            "there is no earlier run to retry", path=path, fix="run it without --retry-failed"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FledgeError(f"the record of the last run cannot be read ({exc})", path=path) from None
+    if not failed:
+        raise FledgeError(
+            "the last run failed on no host: nothing to retry",
+            fix="run it without --retry-failed",
+        )
+    return [str(host) for host in failed]

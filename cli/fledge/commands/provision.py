@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fledge.commands.fleet import load as load_fleet
-from fledge.commands.playbooks import play
+from fledge.commands.playbooks import failed_last_time, play
 from fledge.console import Format, FormatOption, InventoryOption, err, handle_errors
 from fledge.errors import FledgeError
 from fledge.lazy import lazy
@@ -43,6 +43,13 @@ def provision(
             help="Enrol a revoked device again, with a new key (repeat).",
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Only the hosts that failed or could not be reached in the last provisioning.",
+        ),
+    ] = False,
     full: Annotated[
         bool,
         typer.Option(
@@ -86,6 +93,15 @@ def provision(
             path=fleet.path,
             fix="name devices of the supernodes group",
         )
+    if retry_failed:
+        if limit:
+            raise FledgeError(
+                "--retry-failed chooses the hosts itself",
+                field="--limit",
+                fix="give one of --retry-failed and --limit",
+            )
+        limit = ",".join(failed_last_time(fleet, "deploy"))
+        err.print(f"Retrying the hosts that failed last time: {limit}")
     extravars: dict[str, Any] = {"supernode_reenrol": enrol} if enrol else {}
     if full:
         extravars["fledge_full"] = True

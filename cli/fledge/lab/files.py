@@ -7,14 +7,21 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from fledge import inventory
 from fledge.fsutil import PRIVATE_FILE, atomic_write
 from fledge.inventory import HostSpec
+from fledge.lazy import lazy
+
+if TYPE_CHECKING:
+    import yaml
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+else:
+    yaml = lazy("yaml")
+    serialization = lazy("cryptography.hazmat.primitives.serialization")
+    ed25519 = lazy("cryptography.hazmat.primitives.asymmetric.ed25519")
 
 KEY_NAME = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"
@@ -42,7 +49,7 @@ def login_key(directory: Path, comment: str) -> str:
     if private.exists():
         key = serialization.load_ssh_private_key(private.read_bytes(), password=None)
     else:
-        key = Ed25519PrivateKey.generate()
+        key = ed25519.Ed25519PrivateKey.generate()
         atomic_write(
             private,
             key.private_bytes(

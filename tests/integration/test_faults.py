@@ -1,0 +1,247 @@
+"""What real fleets do, done to the shared fleet: each fault, and the outcome asserted.
+
+In CI: a device's SuperNode killed in the middle of a round, the SuperLink
+restarted under its devices, a device that is off during provisioning (and
+`--retry-failed`). Behind the ``slow`` marker (the longer test command,
+docs/testing.md): a device rebooted in the middle of provisioning, a device
+whose disk is full, devices dropping below what a run needs, and a device
+on a slow, lossy network. Every test leaves the fleet as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from fledge import inventory
+from fledge.lab import engine
+
+from helpers import BIN, REPO, fledge, on, probe, provision
+
+pytestmark = pytest.mark.lab
+
+GATED_APP = REPO / "tests" / "apps" / "gated"
+# Seconds a round waits for a device that is gone, in these tests.
+ROUND_TIMEOUT = 60
+
+
+class Lab:
+    """The shared fleet's containers, for faults that SSH cannot cause (power, network)."""
+
+    def __init__(self, fleet: inventory.Inventory) -> None:
+        self.fleet = fleet
+        self.name = fleet.superlink.vars["fledge_lab"]
+        self.client = engine.connect()
+
+    def container(self, host: str):  # type: ignore[no-untyped-def]
+        return self.client.containers.get(f"{self.name}-{host}")
+
+    def root(self, host: str, *command: str) -> str:
+        """A command as root on the host, through the engine (not over the network)."""
+        code, output = self.container(host).exec_run(["timeout", "120", *command])
+        text = output.decode(errors="replace").strip()
+        assert code == 0, f"{command} on {host}: {text[-2000:]}"
+        return text
+
+
+@pytest.fixture
+def lab(fleet: inventory.Inventory) -> Lab:
+    return Lab(fleet)
+
+
+def device(fleet: inventory.Inventory, name: str) -> inventory.Host:
+    return next(h for h in fleet.supernodes if h.name == name)
+
+
+def online_nodes(fleet: inventory.Inventory) -> set[str]:
+    listed = fledge("round", "nodes", "-i", fleet.path, "--format", "json", timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    return {n["node_id"] for n in json.loads(listed.stdout)["nodes"] if n["status"] == "online"}
+
+
+def wait_online(fleet: inventory.Inventory, count: int, timeout: float = 180) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        online = online_nodes(fleet)
+        if len(online) >= count:
+            return online
+        time.sleep(3)
+    pytest.fail(f"fewer than {count} devices online after {timeout} s")
+
+
+def one_round(fleet: inventory.Inventory) -> dict:
+    result = fledge("round", "start", "-i", fleet.path, "--rounds", 1, "--format", "json")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def gated_run(fleet: inventory.Inventory) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A run of the gated app: both devices' ClientApps wait until the test opens the gate."""
+    gate = f"gate-{uuid.uuid4().hex}"
+    run = subprocess.Popen(
+        [str(BIN / "fledge"), "round", "start", "-i", str(fleet.path), "--app", str(GATED_APP),
+         "--config", f"gate='{gate}'", "--config", f"round-timeout={ROUND_TIMEOUT}",
+         "--node-wait", "30", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for each in fleet.supernodes:  # each ClientApp is at the gate
+            deadline = time.monotonic() + 300
+            while probe(each, "pgrep -f flwr-clientapp")[0] != 0:
+                assert run.poll() is None, run.communicate()[1][-3000:]
+                assert time.monotonic() < deadline, f"no ClientApp on {each.name}"
+                time.sleep(2)
+        yield run, gate
+    finally:
+        run.kill()
+        for each in fleet.supernodes:
+            data_dir = each.vars["fledge_data_dir"]
+            probe(each, f"sudo rm -f {data_dir}/{gate}")
+
+
+def open_gate(host: inventory.Host, gate: str) -> None:
+    on(host, f"sudo touch {host.vars['fledge_data_dir']}/{gate}")
+
+
+# --- in CI ------------------------------------------------------------------
+
+
+def test_a_device_killed_in_a_round_rejoins_and_the_run_completes(
+    fleet: inventory.Inventory, gated_run: tuple[subprocess.Popen, str]
+) -> None:
+    run, gate = gated_run
+    pi_2 = device(fleet, "pi-2")
+    before = online_nodes(fleet)
+    on(pi_2, "sudo systemctl kill --signal=KILL fledge-supernode")  # and its ClientApp
+    for each in fleet.supernodes:
+        open_gate(each, gate)
+    out, err = run.communicate(timeout=900)
+    assert run.returncode == 0, err[-4000:]
+    assert json.loads(out)["status"] == "finished:completed"
+    # pi-2 came back by itself (systemd), as the same node, and the next run uses it.
+    assert wait_online(fleet, 2) == before
+    assert one_round(fleet)["rounds"][0]["nodes"] == 2
+
+
+def test_the_superlink_restarted_under_its_devices_keeps_them(
+    fleet: inventory.Inventory,
+) -> None:
+    before = wait_online(fleet, 2)
+    on(fleet.superlink, "sudo systemctl restart fledge-superlink")
+    assert wait_online(fleet, 2) == before  # the same node IDs: their keys, registered
+    assert one_round(fleet)["rounds"][0]["nodes"] == 2
+
+
+def test_a_device_that_is_off_fails_alone_and_retry_failed_finishes_the_job(
+    fleet: inventory.Inventory, lab: Lab
+) -> None:
+    lab.container("pi-2").stop(timeout=10)
+    try:
+        result = fledge("provision", "-i", fleet.path, "--full", "--format", "json")
+        assert result.returncode == 1
+        report = json.loads(result.stdout)
+        assert report["hosts"]["pi-2"]["unreachable"] > 0
+        assert report["hosts"]["coordinator"]["failed"] == report["hosts"]["pi-1"]["failed"] == 0
+        assert [f["host"] for f in report["failures"]] == ["pi-2"]
+        assert "pi-2" in result.stderr and "UNREACHABLE" in result.stderr.upper()
+    finally:
+        lab.container("pi-2").start()
+    retried = provision(fleet.path, "--retry-failed")
+    assert set(retried["hosts"]) == {"pi-2"}  # nothing else touched
+    assert retried["succeeded"]
+    wait_online(fleet, 2)
+
+
+# --- slow: the longer test command ----------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_a_device_rebooted_in_the_middle_of_provisioning(
+    fleet: inventory.Inventory, lab: Lab
+) -> None:
+    running = subprocess.Popen(
+        [str(BIN / "fledge"), "provision", "-i", str(fleet.path), "--full", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(30)  # inside the base and Flower plays
+        lab.container("pi-2").restart(timeout=10)
+        out, err = running.communicate(timeout=1500)
+    finally:
+        running.kill()
+    assert running.returncode == 1, err[-3000:]
+    report = json.loads(out)
+    assert [f["host"] for f in report["failures"]] == ["pi-2"]
+    assert report["hosts"]["pi-1"]["failed"] == 0
+    again = provision(fleet.path)
+    assert again["succeeded"]
+    wait_online(fleet, 2)
+
+
+@pytest.mark.slow
+def test_a_device_whose_disk_is_full_fails_preflight_and_recovers(
+    fleet: inventory.Inventory, lab: Lab
+) -> None:
+    install_dir = fleet.supernodes[1].vars["fledge_install_dir"]
+    # A 1 MB file system where fledge installs: the device's "full disk".
+    lab.root("pi-2", "mount", "-t", "tmpfs", "-o", "size=1m", "fledge-full", install_dir)
+    try:
+        result = fledge("provision", "-i", fleet.path, "--format", "json")
+    finally:
+        lab.root("pi-2", "umount", install_dir)
+    assert result.returncode == 1
+    (failure,) = json.loads(result.stdout)["failures"]
+    assert failure["host"] == "pi-2"
+    assert f"MB free on {install_dir}" in failure["message"]
+    assert provision(fleet.path)["succeeded"]
+
+
+@pytest.mark.slow
+def test_a_run_whose_devices_drop_below_what_it_needs_is_stopped_with_the_reason(
+    fleet: inventory.Inventory, gated_run: tuple[subprocess.Popen, str]
+) -> None:
+    run, gate = gated_run
+    pi_1, pi_2 = device(fleet, "pi-1"), device(fleet, "pi-2")
+    on(pi_2, "sudo systemctl stop fledge-supernode")
+    try:
+        open_gate(pi_1, gate)
+        out, err = run.communicate(timeout=900)
+    finally:
+        on(pi_2, "sudo systemctl start fledge-supernode")
+    assert run.returncode == 3, err[-3000:]
+    assert json.loads(out)["status"] == "finished:stopped"
+    assert "for 2 devices; 1 are connected" in " ".join(err.split())
+    wait_online(fleet, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_device_on_a_slow_lossy_network_still_provisions_and_trains(
+    fleet: inventory.Inventory, lab: Lab, record_property: Callable[[str, object], None]
+) -> None:
+    def timed(*args: str) -> float:
+        started = time.monotonic()
+        result = fledge(*args, timeout=3000)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return time.monotonic() - started
+
+    provisioning = ("provision", "-i", str(fleet.path), "--full", "--limit", "pi-2")
+    training = ("round", "start", "-i", str(fleet.path), "--rounds", "2")
+    before = (timed(*provisioning), timed(*training))
+    lab.root("pi-2", "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "300ms",
+             "loss", "5%")  # fmt: skip
+    try:
+        after = (timed(*provisioning), timed(*training))
+    finally:
+        lab.root("pi-2", "tc", "qdisc", "del", "dev", "eth0", "root")
+    # The figures for the notes (pytest -s shows them; junit keeps them).
+    for what, b, a in zip(("provisioning", "training"), before, after, strict=True):
+        print(f"{what}: {b:.0f} s -> {a:.0f} s with 300 ms and 5% loss ({a / b:.1f}x)")
+        record_property(f"{what}_slowdown", round(a / b, 2))
