@@ -14,6 +14,7 @@ from ansible_collections.fledge.edge.plugins.plugin_utils.files import (
     PRIVATE_DIR,
     PRIVATE_FILE,
     atomic_write,
+    new_private_dir,
     private_dir,
 )
 from fledge.errors import FledgeError
@@ -22,6 +23,7 @@ __all__ = [
     "PRIVATE_DIR",
     "PRIVATE_FILE",
     "atomic_write",
+    "new_private_dir",
     "open_state_dir",
     "private_dir",
     "read_utf8",

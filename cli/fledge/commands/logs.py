@@ -16,7 +16,7 @@ from rich.markup import escape
 from fledge.commands.fleet import load as load_fleet
 from fledge.console import InventoryOption, display_path, err, handle_errors
 from fledge.errors import FledgeError
-from fledge.fsutil import PRIVATE_DIR, open_state_dir, private_dir
+from fledge.fsutil import new_private_dir, open_state_dir, private_dir
 from fledge.inventory import Host, Inventory
 from fledge.lazy import lazy
 
@@ -240,12 +240,4 @@ def _folder(fleet: Inventory, output_dir: Path | None) -> Path:
         output_dir.mkdir(parents=True, exist_ok=True)
         return output_dir
     parent = private_dir(open_state_dir(fleet.state_dir) / LOGS_DIR)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path, n = parent / stamp, 0
-    while True:
-        try:
-            path.mkdir(mode=PRIVATE_DIR)
-            return path
-        except FileExistsError:
-            n += 1
-            path = parent / f"{stamp}-{n}"
+    return new_private_dir(parent, dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ"))

@@ -15,7 +15,7 @@ description:
     stamp that the last complete provisioning left in O(stamp).
   - With O(record), writes the stamp - the controller's digest of its inputs and the host's
     fingerprint - once a provisioning has completed on the host (never in check mode). The
-    stamp is bookkeeping: the task reports no change.
+    stamp is bookkeeping, so the task reports no change.
   - The action plugin of the same name compares both with the controller's inputs; the
     deploy playbook skips a host whose inputs and fingerprint are unchanged.
 version_added: 0.3.0

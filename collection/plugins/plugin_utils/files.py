@@ -88,3 +88,16 @@ def _make_dirs(path: Path) -> None:
         missing.append(directory)
     for directory in reversed(missing):
         directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+
+
+def new_private_dir(parent: Path, name: str) -> Path:
+    """A new private directory ``name`` (or ``name-1``, ...) in ``parent``: never one
+    in use, even by a run started in the same second."""
+    path, n = parent / name, 0
+    while True:
+        try:
+            path.mkdir(mode=PRIVATE_DIR)
+            return path
+        except FileExistsError:
+            n += 1
+            path = parent / f"{name}-{n}"

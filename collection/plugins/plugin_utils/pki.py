@@ -41,9 +41,9 @@ from ansible_collections.fledge.edge.plugins.plugin_utils.addresses import (
 )
 from ansible_collections.fledge.edge.plugins.plugin_utils.errors import FledgeError
 from ansible_collections.fledge.edge.plugins.plugin_utils.files import (
-    PRIVATE_DIR,
     PRIVATE_FILE,
     atomic_write,
+    new_private_dir,
     private_dir,
 )
 
@@ -131,23 +131,11 @@ def replace_ca(
 
 def _keep_old_ca(pki_dir: Path) -> Path:
     """Copy the CA's files into a new ``replaced/<UTC time>`` folder (0700; the key 0600)."""
-    kept = _new_dir(private_dir(pki_dir / REPLACED_DIR), _now().strftime("%Y%m%dT%H%M%SZ"))
+    kept = new_private_dir(private_dir(pki_dir / REPLACED_DIR), _now().strftime("%Y%m%dT%H%M%SZ"))
     for name, mode in ((CA_KEY, PRIVATE_FILE), (CA_CERT, None)):
         if (pki_dir / name).exists():
             atomic_write(kept / name, (pki_dir / name).read_bytes(), mode)
     return kept
-
-
-def _new_dir(parent: Path, name: str) -> Path:
-    """A new directory ``name`` (or ``name-1``, ...) in ``parent``: never one in use."""
-    path, n = parent / name, 0
-    while True:
-        try:
-            path.mkdir(mode=PRIVATE_DIR)
-            return path
-        except FileExistsError:
-            n += 1
-            path = parent / f"{name}-{n}"
 
 
 def _create_ca(pki_dir: Path, common_name: str) -> CertificateAuthority:
