@@ -16,13 +16,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import pkgutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ansible_collections.fledge.edge.plugins.plugin_utils as plugin_utils
 from fledge.collection import collection_dir
 from fledge.errors import FledgeError
+from fledge.lazy import lazy
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
 # Ansible's settings while fledge reads an inventory: duplicate keys are
@@ -164,7 +167,15 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 @functools.cache
 def _init_plugins(init_plugin_loader: Any) -> None:
-    """Ansible's plugin loader, once per process (lookups in templates need it)."""
+    """Ansible's plugin loader, once per process (lookups in templates need it).
+
+    From then on Ansible's collection finder answers every ``ansible_collections``
+    import, and refuses the modules of a collection imported before it was there
+    (as fledge.edge is, for its plugin_utils): every one of them is found now, to
+    run when first used.
+    """
+    for module in pkgutil.iter_modules(plugin_utils.__path__):
+        lazy(f"{plugin_utils.__name__}.{module.name}")
     init_plugin_loader()
 
 

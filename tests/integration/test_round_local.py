@@ -23,8 +23,7 @@ import pytest
 
 from ansible_collections.fledge.edge.plugins.plugin_utils.partitions import write_partitions
 from ansible_collections.fledge.edge.plugins.plugin_utils.pki import ensure_server_cert
-from fledge import inventory
-from fledge.flower.superlink import SuperLink
+from fledge import control, inventory
 
 VENV_BIN = Path(sys.executable).parent
 DEVICES = ("pi-1", "pi-2")
@@ -165,12 +164,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 "--node-config",
                 f"data-path='{data[device].parent}' partition-id={index}",
             )
-        superlink = SuperLink.for_inventory(fleet)
-        wait_until(
-            "both SuperNodes",
-            lambda: sum(node.online for node in superlink.list_nodes()) == len(DEVICES),
-            daemons,
-        )
+        with control.superlink(fleet) as superlink:
+            wait_until(
+                "both SuperNodes",
+                lambda: sum(node.online for node in superlink.list_nodes()) == len(DEVICES),
+                daemons,
+            )
         yield path
     finally:
         daemons.stop()

@@ -6,8 +6,8 @@ artifact, installed into an empty collections path, run by ansible-playbook
 from a Python environment that has Ansible and the collection's declared
 requirements but not the fledge package. Its fleet-wide settings differ
 from the defaults in one place, ``group_vars/all.yml`` beside the
-inventory (another service account and other directories), and every role
-follows. Its wheelhouse comes from the controller's cache, which the first
+inventory (another service account, other directories, another SuperLink
+port), and every role follows. Its wheelhouse comes from the controller's cache, which the first
 fleet filled: pip may not reach a package index at all (``--no-index``),
 and the run reports that it built nothing. Then fledge trains on it.
 """
@@ -39,6 +39,7 @@ SETTINGS = {
     "fledge_config_dir": "/etc/flwr-edge",
     "fledge_install_dir": "/srv/flwr-edge",
     "fledge_var_dir": "/srv/flwr-edge-state",
+    "superlink_port": 8100,
     # Wheels come from the cache, or not at all.
     "flower_pip_download_args": ["--no-index"],
     # Fewer services to start: this fleet is about the settings above.
@@ -144,6 +145,12 @@ def test_every_role_follows_the_settings_given_once(
             assert on(host, f"test -e {default} && echo left || echo none") == "none", default
         assert on(host, "getent passwd fledge || echo none") == "none"
     assert on(device, f"sudo stat -c %U {state}/data/digits-partition.npz") == user
+    # The fleet's port: the proxy listens there alone, and the device dials it.
+    port = SETTINGS["superlink_port"]
+    listening = on(coordinator, "ss -Hltn | awk '{print $4}'").split()
+    assert f"0.0.0.0:{port}" in listening or f"*:{port}" in listening, listening
+    assert not any(address.endswith(":8000") for address in listening), listening
+    assert f":{port}" in on(device, "systemctl show -P ExecStart fledge-supernode")
 
 
 def test_fledge_trains_on_the_second_fleet(second: inventory.Inventory, deployed: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -355,3 +357,29 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     with pytest.raises(FledgeError) as caught:
         inventory.load(path)
     assert "bytes" in caught.value.message
+
+
+def test_the_collections_code_imports_after_an_inventory_is_read(tmp_path: Path) -> None:
+    """Reading an inventory installs Ansible's collection finder; fledge's commands import
+    the collection's plugin_utils after that (round start's package check did not)."""
+    path = tmp_path / "pis.yml"
+    path.write_text(
+        "all:\n  children:\n    superlink:\n      hosts:\n        coordinator:\n"
+        "    supernodes:\n      hosts:\n        pi-1:\n"
+    )
+    script = (
+        "import sys, pkgutil\n"
+        "from fledge import inventory\n"
+        "inventory.load(sys.argv[1])\n"
+        "import ansible_collections.fledge.edge.plugins.plugin_utils as p\n"
+        "for m in pkgutil.iter_modules(p.__path__):\n"
+        "    exec(f'from {p.__name__}.{m.name} import __name__ as name')\n"
+        "from fledge import app_packages\n"
+        "print(app_packages.packages.__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("plugin_utils.packages")
