@@ -7,6 +7,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from fledge.main import COMMANDS, load
+
 HEAVY = ("paramiko", "docker", "cryptography", "ansible", "ansible_runner", "flwr", "matplotlib")
 
 
@@ -36,3 +40,24 @@ def test_a_lazy_module_loads_when_used() -> None:
     assert "paramiko" in loaded_after(
         "from fledge.lazy import lazy\nssh = lazy('fledge.ssh')\nssh.connect"
     )
+
+
+def test_help_imports_no_command_module() -> None:
+    code = "import fledge.main\ntry:\n    fledge.main.app(['--help'])\nexcept SystemExit:\n    pass"
+    probe = (
+        f"{code}\nimport sys\n"
+        "print(sorted(n for n in sys.modules if n.startswith('fledge.commands.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_summary_is_the_commands_own_first_line(name: str) -> None:
+    """`fledge --help` lists COMMANDS without loading them: they must say what the commands do."""
+    command = load(name)
+    assert command.name == name
+    first = " ".join((command.help or "").split("\n\n")[0].split())
+    assert first == COMMANDS[name].summary

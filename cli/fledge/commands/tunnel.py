@@ -31,8 +31,10 @@ def tunnel(
     ] = 0,
     output: FormatOption = Format.text,
 ) -> None:
-    """Open the SuperLink's Control API on this machine's loopback, through SSH to the
-    coordinator, until Ctrl-C; it prints how to use it with the flwr CLI."""
+    """Open the SuperLink's Control API on this machine, over SSH.
+
+    It answers on this machine's loopback, through SSH to the coordinator, until
+    Ctrl-C; the command prints how to use it with the flwr CLI."""
     fleet = load_fleet(inventory_path)
     home = private_dir(open_state_dir(fleet.state_dir) / FLWR_HOME_NAME)
     with control.channel(fleet, port) as address:
