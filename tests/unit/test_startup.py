@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import click
 import pytest
 
 from fledge.main import COMMANDS, load
@@ -61,3 +63,18 @@ def test_each_summary_is_the_commands_own_first_line(name: str) -> None:
     assert command.name == name
     first = " ".join((command.help or "").split("\n\n")[0].split())
     assert first == COMMANDS[name].summary
+
+
+def _commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, f"{path} {name}")
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_commands_summary_is_one_line(name: str) -> None:
+    """Help lists show a command's first paragraph as it is written: one line reads well."""
+    for path, command in _commands(load(name), name):
+        first = (command.help or "").split("\n\n")[0].strip()
+        assert first and "\n" not in first, f"fledge {path}: {first!r}"

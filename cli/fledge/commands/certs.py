@@ -148,8 +148,10 @@ def show(inventory_path: InventoryOption, output: FormatOption = Format.text) ->
 @app.command()
 @handle_errors
 def status(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
-    """The CA's and the SuperLink certificate's expiry, and whether the coordinator
-    serves the certificate this controller issued (read over SSH).
+    """The certificates' expiry, and whether the coordinator serves the one issued here.
+
+    The CA's and the SuperLink certificate's expiry; the certificate the
+    coordinator serves is read over SSH.
 
     Exits 1 when something needs attention: a certificate expired or expiring
     (the CA within a year, the SuperLink's within 30 days), one not issued by
@@ -213,8 +215,10 @@ def rotate(
     ] = 0,
     output: FormatOption = Format.text,
 ) -> None:
-    """Issue a new certificate and key for the SuperLink and install them, once no run is
-    in progress; devices, which trust the CA, reconnect by themselves (checked)."""
+    """Issue a new certificate and key for the SuperLink and install them.
+
+    Once no run is in progress; devices, which trust the CA, reconnect by
+    themselves (checked)."""
     fleet = load_fleet(inventory_path)
     err.print(f"Rotating the certificate of {escape(fleet.superlink.name)}")
     play(fleet, "rotate", "Rotation", output, extravars={"rotate_idle_timeout": wait})

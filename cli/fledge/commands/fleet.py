@@ -62,8 +62,10 @@ def superlink(path: Path) -> Iterator[tuple[inventory.Inventory, SuperLink]]:
 @app.command()
 @handle_errors
 def status(inventory_path: InventoryOption, output: FormatOption = Format.text) -> None:
-    """Every host at a glance: reachable over SSH, its services active, its Flower
-    release, its node online on the SuperLink; and the certificates' expiry.
+    """Every host at a glance, and the certificates' expiry.
+
+    For each host: reachable over SSH, its services active, its Flower
+    release, its node online on the SuperLink.
 
     Exits 1 when anything needs attention (each finding is listed), 0 when
     nothing does: cron-friendly. See docs/operations.md.

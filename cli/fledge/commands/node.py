@@ -22,8 +22,10 @@ def revoke(
     inventory_path: InventoryOption,
     output: FormatOption = Format.text,
 ) -> None:
-    """Revoke devices: the SuperLink refuses their key from now on, their SuperNode stops
-    and their key is deleted.
+    """Revoke devices: the SuperLink refuses their key, their SuperNode and key go.
+
+    From now on the SuperLink refuses their key; their SuperNode stops and
+    their key is deleted.
 
     A device that cannot be reached (a stolen one) is revoked all the same: the
     SuperLink and this controller's record come first. Provisioning then refuses
