@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fledge.collection import collection_dir
 from fledge.runner import run_playbook
 
 CHECK = """\
@@ -57,3 +58,27 @@ def test_a_host_is_converged_until_it_or_the_inventory_changes(tmp_path: Path) -
     inventory.write_text(inventory.read_text() + "      another: setting\n")
     assert not unchanged()
     assert unchanged()
+
+
+def test_only_a_run_of_every_task_may_skip_or_stamp_a_host(tmp_path: Path) -> None:
+    """The deploy playbook's condition, as ansible-core evaluates it (it gives the tags
+    as tuples, which never equal a list: the check and the stamp never ran)."""
+    playbook = tmp_path / "tags.yml"
+    playbook.write_text(
+        "- hosts: all\n  gather_facts: false\n"
+        f"  vars_files: [{collection_dir() / 'roles/preflight/vars/main.yml'}]\n"
+        "  tasks:\n"
+        "    - name: The condition\n      tags: always\n"
+        "      ansible.builtin.assert:\n"
+        "        that: (_preflight_every_task | bool) == (expected | bool)\n"
+    )
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    here:\n      ansible_connection: local\n"
+        "      ansible_python_interpreter: python3\n"
+    )
+    for tags, expected in (((), True), (("supernode_configure",), False)):
+        result = run_playbook(
+            playbook, inventory, tmp_path / "runner", tags=tags, extravars={"expected": expected}
+        )
+        assert result.succeeded, (tags, result.failures)
