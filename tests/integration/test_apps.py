@@ -71,7 +71,8 @@ def test_a_run_whose_app_needs_a_missing_package_is_refused_before_it_starts(
 ) -> None:
     runs_before = fledge("round", "list", "-i", fleet.path, "--format", "json").stdout
     code, doc, stderr = start(fleet)
-    assert code == 1 and doc == {}
+    # With --format json, the error is one JSON document on stdout.
+    assert code == 1 and doc["field"] == "dependencies" and "tabulate>=0.9" in doc["error"], doc
     text = " ".join(stderr.split())
     assert "tabulate>=0.9 (missing on coordinator, pi-1, pi-2)" in text, text
     assert f"--app {SENSORS}" in text

@@ -21,7 +21,7 @@ def loaded_after(code: str) -> set[str]:
     probe = (
         f"{code}\nimport sys, json\n"
         "print(json.dumps(sorted(n for n, m in list(sys.modules.items())"
-        " if type(m).__name__ != '_LazyModule')))"
+        " if type(m).__name__ != '_Deferred')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
@@ -78,3 +78,30 @@ def test_every_commands_summary_is_one_line(name: str) -> None:
     for path, command in _commands(load(name), name):
         first = (command.help or "").split("\n\n")[0].strip()
         assert first and "\n" not in first, f"fledge {path}: {first!r}"
+
+
+def test_a_lazy_module_is_run_once_for_many_threads() -> None:
+    """fleet status and logs --all reach hosts from threads (a second thread once saw a
+    half-run module)."""
+    code = (
+        "import sys, threading, time, types\n"
+        "from fledge.lazy import lazy\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "import importlib.abc, importlib.machinery, importlib.util\n"
+        "runs = []\n"
+        "class Slow(importlib.abc.Loader):\n"
+        "    def exec_module(self, module):\n"
+        "        runs.append(1); time.sleep(0.3); module.ready = True\n"
+        "class Finder(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        return importlib.machinery.ModuleSpec(name, Slow()) if name == 'slow' else None\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "slow = lazy('slow')\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    seen = list(pool.map(lambda _: slow.ready, range(8)))\n"
+        "print(seen == [True] * 8, len(runs))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.split() == ["True", "1"]

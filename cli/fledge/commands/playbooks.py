@@ -80,7 +80,8 @@ def play(
 
 
 def _failed_path(fleet: inventory.Inventory, name: str) -> Path:
-    return fleet.state_dir / "runner" / f"failed-{name}.json"
+    # Not among ansible-runner's artifacts (state/runner), which it rotates as directories.
+    return fleet.state_dir / f"failed-{name}.json"
 
 
 def _record_failed(fleet: inventory.Inventory, name: str, result: PlaybookResult) -> None:
