@@ -52,8 +52,15 @@ InventoryOption = Annotated[
 ]
 
 
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+def print_json(document: Any, *, one_line: bool = False) -> None:
+    """``document`` on stdout; ``one_line`` for a command that goes on running after it
+    (a script reads one line)."""
+    text = (
+        json.dumps(document, default=str)
+        if one_line
+        else json.dumps(document, indent=2, default=str)
+    )
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

@@ -128,6 +128,8 @@ def test_pi2_supernode_runs_in_a_locked_down_container(lab: Lab) -> None:
         "/etc/fledge/identity/supernode.key": False,
         HOME_DATA: False,
         "/var/lib/fledge/supernode": True,
+        # fledge's hook for Flower's app processes (a working directory per run).
+        "/opt/fledge/python": False,
     }
     # The image came from the controller (no registry), labelled for this device.
     (image,) = json.loads(lab.run("pi-2", "docker", "image", "inspect", info["Config"]["Image"]))

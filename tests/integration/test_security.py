@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -71,13 +72,15 @@ def _join(fleet: inventory.Inventory, host: inventory.Host, make_key: str) -> tu
     key = f"/tmp/probe-{uuid.uuid4().hex}"
     _, out = probe(
         host,
-        f"KEY={key}; umask 077; {make_key} && sudo timeout 90 "
-        f"{v['_common_venv']}/bin/flower-supernode --superlink {_fleet_address(fleet)} "
+        # The SuperNode starts flower-superexec by name: the venv's bin comes first.
+        f"KEY={key}; umask 077; {make_key} && sudo env PATH={v['_common_venv']}/bin:$PATH "
+        f"timeout 90 flower-supernode --superlink {_fleet_address(fleet)} "
         f"--root-certificates {v['_common_ca_cert']} --auth-supernode-private-key {key} "
         f"--port 19094 --max-retries 0 2>&1; echo exit=$?; rm -f {key} {key}.pub",
         timeout=150,
     )
-    return int(out.rsplit("exit=", 1)[1]), out
+    # Its flower-superexec may write a few more lines before it sees its parent gone.
+    return int(re.findall(r"^exit=(\d+)$", out, re.MULTILINE)[-1]), out
 
 
 def _wait_online(fleet: inventory.Inventory, hosts: set[str], timeout: float = 240) -> None:
@@ -94,7 +97,8 @@ def test_a_device_reaches_the_fleet_api_and_health_only(fleet: inventory.Invento
     pi1 = fleet.supernodes[0]
     ca = pi1.vars["_common_ca_cert"]
     base = f"https://{_fleet_address(fleet)}"
-    request = f"python3 -c {shlex.quote(_REQUEST)} {{url}} {shlex.quote(ca)}"
+    # As root on the device: the CA certificate is the service account's to read.
+    request = f"sudo python3 -c {shlex.quote(_REQUEST)} {{url}} {shlex.quote(ca)}"
     assert probe(pi1, request.format(url=f"{base}/health"))[1].startswith("200")
     for path in ("/v1/control/list-runs", "/v1/runtime/pull-app-inputs", "/docs"):
         _, out = probe(pi1, request.format(url=base + path))

@@ -40,7 +40,8 @@ def tunnel(
     with control.channel(fleet, port) as address:
         SuperLink.for_inventory(fleet, address, home)
         if output is Format.json:
-            print_json({"address": address, "flwr_home": str(home), "connection": CONNECTION})
+            document = {"address": address, "flwr_home": str(home), "connection": CONNECTION}
+            print_json(document, one_line=True)
         err.print(
             f"The SuperLink's Control API answers at {address} while this runs (Ctrl-C "
             f"closes it). In another shell:\n"
