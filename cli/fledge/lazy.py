@@ -20,38 +20,38 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
-from importlib.machinery import ModuleSpec
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 
+@dataclass
+class _Loading:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: int | None = None  # the thread running the module's code
+
+
+_LOADING: dict[str, _Loading] = {}
+
+
 class _Deferred(ModuleType):
-    """Stands in for a module until one of its attributes is asked for; then runs it,
-    once (a lock for all threads), and answers from it."""
+    """A module whose code has not run yet. The first access to an attribute it
+    lacks runs it, in this same module object (which is what sys.modules and its
+    importers hold) and once: other threads wait for it."""
 
-    def __init__(self, spec: ModuleSpec) -> None:
-        super().__init__(spec.name)
-        self.__dict__["_fledge_spec"] = spec
-        self.__dict__["_fledge_lock"] = threading.Lock()
-        self.__dict__["_fledge_module"] = None
-
-    def __getattr__(self, attr: str) -> Any:  # only for attributes a module would have
-        return getattr(self._fledge_load(), attr)
-
-    def _fledge_load(self) -> ModuleType:
-        with self._fledge_lock:
-            if self._fledge_module is None:
-                spec: ModuleSpec = self._fledge_spec
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module  # as an import does, for its own imports
-                try:
-                    assert spec.loader is not None
-                    spec.loader.exec_module(module)
-                except BaseException:
-                    sys.modules[spec.name] = self
-                    raise
-                self.__dict__["_fledge_module"] = module
-            return self._fledge_module
+    def __getattr__(self, attr: str) -> Any:
+        loading = _LOADING[self.__name__]
+        if loading.thread != threading.get_ident():  # not from the module's own code
+            with loading.lock:
+                if type(self) is _Deferred:
+                    loading.thread = threading.get_ident()
+                    try:
+                        assert self.__spec__ is not None and self.__spec__.loader is not None
+                        self.__spec__.loader.exec_module(self)
+                    finally:
+                        loading.thread = None
+                    self.__class__ = ModuleType  # type: ignore[assignment]  # loaded
+        return ModuleType.__getattribute__(self, attr)
 
 
 def lazy(name: str) -> ModuleType:
@@ -64,7 +64,9 @@ def lazy(name: str) -> ModuleType:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    module = _Deferred(spec)
+    module = importlib.util.module_from_spec(spec)
+    _LOADING[name] = _Loading()
+    module.__class__ = _Deferred
     sys.modules[name] = module
     parent, _, child = name.rpartition(".")
     if parent:  # as `import a.b` does: a.b is an attribute of a

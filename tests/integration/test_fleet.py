@@ -75,7 +75,7 @@ def test_a_device_changed_by_hand_is_provisioned_in_full_and_repaired(
     repaired = provision(fleet.path)
     assert repaired["unchanged"] == ["coordinator", "pi-1"]
     assert repaired["hosts"]["pi-2"]["changed"] > 0
-    assert on(pi_2, "stat -c %a /etc/fledge/tls/ca.crt") == "644"
+    assert on(pi_2, "sudo stat -c %a /etc/fledge/tls/ca.crt") == "644"
     assert on(pi_2, "systemctl is-active fledge-supernode") == "active"
     assert provision(fleet.path)["unchanged"] == ["coordinator", "pi-1", "pi-2"]
 

@@ -24,7 +24,9 @@ from fledge import inventory
 
 from helpers import BIN, REPO, ansible_playbook, fledge, on, probe, provision, recap
 
-pytestmark = pytest.mark.lab
+# A rolling upgrade during training and a reset: the longer command
+# (FLEDGE_TESTS=all); CI's budget goes to the shared fleet's other tests.
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 EXTRA_PACKAGE = "six==1.16.0"
 GATED_APP = REPO / "tests" / "apps" / "gated"
