@@ -109,6 +109,17 @@ def ansible_env() -> dict[str, str]:
     }
 
 
+def _move_legacy_records(artifacts: Path, state_dir: Path) -> None:
+    """fledge 0.1 kept `--retry-failed`'s record (failed-<playbook>.json) among the
+    artifacts; ansible-runner rotates that directory with rmtree, which fails on a
+    file. The record moves to where fledge keeps it now, unless a newer one is there."""
+    for record in artifacts.glob("failed-*.json"):
+        if (state_dir / record.name).exists():
+            record.unlink()
+        else:
+            record.replace(state_dir / record.name)
+
+
 def run_playbook(
     playbook: Path,
     inventory: Path,
@@ -158,10 +169,12 @@ def run_playbook(
     # and reuses it when the next run passes none: a --check run would turn
     # the next real run into a dry run. Every run starts from a fresh one;
     # only the artifacts are kept.
+    artifacts = private_dir(state_dir / "runner")
+    _move_legacy_records(artifacts, state_dir)
     with tempfile.TemporaryDirectory(prefix="fledge-runner-") as scratch:
         runner = ansible_runner.run(
             private_data_dir=scratch,
-            artifact_dir=str(private_dir(state_dir / "runner")),
+            artifact_dir=str(artifacts),
             playbook=str(playbook),
             inventory=str(inventory.resolve()),
             envvars=ansible_env(),

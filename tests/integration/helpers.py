@@ -33,6 +33,13 @@ COLLECTIONS = REPO / "playbooks" / "collections"
 # removes what any run left.
 TEST_LABEL = "io.fledge.test"
 RUN_LABEL = f"{TEST_LABEL}={os.getpid()}-{int(time.time())}"
+# The shared fleet's settings (group_vars/all.yml beside its inventory): the
+# devices' metrics every 10 s and scrapes every 5 s, not a real fleet's 60 s
+# and 15 s, so that a stopped service shows in Prometheus within seconds.
+SHARED_FLEET_VARS = {
+    "monitoring_metrics_interval": 10,
+    "monitoring_prometheus_scrape_interval": "5s",
+}
 # Seconds a provisioning of a fresh lab fleet may take, on a loaded machine.
 PROVISION_TIMEOUT = 1200
 
@@ -161,6 +168,9 @@ class SharedFleet:
             self._lab = lab(tmp_path_factory, "fleet", nodes=2)
             fleet = self._lab.__enter__()
             try:
+                group_vars = fleet.path.parent / "group_vars"
+                group_vars.mkdir()
+                (group_vars / "all.yml").write_text(json.dumps(SHARED_FLEET_VARS))
                 self.dry_run = provision(fleet.path, "--check")
                 self.pki_after_dry_run = (fleet.state_dir / "pki").exists()
                 self.first_provisioning = provision(fleet.path)

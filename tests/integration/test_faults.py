@@ -1,16 +1,17 @@
 """What real fleets do, done to the shared fleet: each fault, and the outcome asserted.
 
 In CI: a device's SuperNode killed in the middle of a round, the SuperLink
-restarted under its devices, a device that is off during provisioning (and
-`--retry-failed`). Behind the ``slow`` marker (the longer test command,
-docs/testing.md): a device rebooted in the middle of provisioning, a device
-whose disk is full, devices dropping below what a run needs, and a device
-on a slow, lossy network. Every test leaves the fleet as it found it.
+restarted under its devices, a device whose clock is off. Behind the
+``slow`` marker (the longer test command, docs/testing.md): a device that is
+off during provisioning (and `--retry-failed`), a device rebooted in the
+middle of provisioning, a device whose disk is full, devices dropping below
+what a run needs, and a device on a slow, lossy network. Every test leaves the fleet as it found it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -43,7 +44,9 @@ class Lab:
 
     def root(self, host: str, *command: str) -> str:
         """A command as root on the host, through the engine (not over the network)."""
-        code, output = self.container(host).exec_run(["timeout", "120", *command])
+        code, output = self.container(host).exec_run(
+            ["timeout", "120", *command], environment={"DEBIAN_FRONTEND": "noninteractive"}
+        )
         text = output.decode(errors="replace").strip()
         assert code == 0, f"{command} on {host}: {text[-2000:]}"
         return text
@@ -138,6 +141,41 @@ def test_the_superlink_restarted_under_its_devices_keeps_them(
     assert one_round(fleet)["rounds"][0]["nodes"] == 2
 
 
+def test_a_device_whose_clock_is_off_is_refused_with_the_reason_then_repaired(
+    fleet: inventory.Inventory, lab: Lab
+) -> None:
+    """Containers share the host's clock, so pi-2's userland is given a slow one:
+    libfaketime, preloaded into every new process, 15 minutes behind (beyond the
+    5 minutes Flower accepts on a signed request)."""
+    install = "apt-get install -y --no-install-recommends libfaketime"
+    # From Debian's mirror, as provisioning's packages; the lists may be gone.
+    lab.root("pi-2", "sh", "-c", f"{install} || (apt-get update && {install})")
+    try:
+        files = lab.root("pi-2", "dpkg", "-L", "libfaketime").split()
+        (library,) = [f for f in files if f.endswith("/libfaketime.so.1")]
+        lab.root("pi-2", "sh", "-c", "echo -900 > /etc/faketimerc")
+        lab.root("pi-2", "sh", "-c", f"echo {library} > /etc/ld.so.preload")
+        behind = time.time() - float(on(device(fleet, "pi-2"), "date +%s"))
+        assert 880 < behind < 920, behind  # the fault is real, over SSH too
+        result = fledge("provision", "-i", fleet.path, "--format", "json")
+        assert result.returncode == 1
+        report = json.loads(result.stdout)
+        (failure,) = report["failures"]
+        assert failure["host"] == "pi-2"
+        assert re.search(r"The clock of pi-2 is off by about -9\d\d\.\d s", failure["message"])
+        assert "timedatectl" in failure["message"]
+        assert report["hosts"]["pi-1"]["failed"] == 0
+    finally:
+        lab.root("pi-2", "rm", "-f", "/etc/ld.so.preload", "/etc/faketimerc")
+        lab.root("pi-2", "apt-get", "purge", "-y", "libfaketime")  # the device as it was
+    assert provision(fleet.path, "--limit", "pi-2")["succeeded"]
+    wait_online(fleet, 2)
+
+
+# --- slow: the longer test command ----------------------------------------------
+
+
+@pytest.mark.slow  # every task on the others while pi-2 is off, then the retry
 def test_a_device_that_is_off_fails_alone_and_retry_failed_finishes_the_job(
     fleet: inventory.Inventory, lab: Lab
 ) -> None:
@@ -156,9 +194,6 @@ def test_a_device_that_is_off_fails_alone_and_retry_failed_finishes_the_job(
     assert set(retried["hosts"]) == {"pi-2"}  # nothing else touched
     assert retried["succeeded"]
     wait_online(fleet, 2)
-
-
-# --- slow: the longer test command ----------------------------------------------
 
 
 @pytest.mark.slow

@@ -5,10 +5,10 @@ needs, runs the role in check mode on the prepared hosts, converges it,
 converges again with nothing changed, verifies the hosts' real state and
 removes the lab (see docs/testing.md).
 
-`pytest -m molecule` runs the scenarios that fit CI's time budget (the
-others are not collected: they are not failures hidden as skips, they run
-in the longer command); `FLEDGE_MOLECULE=all` runs every scenario, and
-`FLEDGE_MOLECULE=base,flower` the ones named.
+They are not in CI (its time budget): the lab tests' shared fleet runs every
+role there, with real Ansible over real SSH. The longer command
+(`FLEDGE_TESTS=all`) runs every scenario; `FLEDGE_MOLECULE=base,flower
+pytest -m molecule` the ones named, `FLEDGE_MOLECULE=all` every one.
 """
 
 from __future__ import annotations
@@ -24,18 +24,12 @@ import yaml
 from helpers import BIN, REPO
 
 SCENARIOS = sorted(path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml"))
-# Measured durations are in docs/testing.md; the others run with FLEDGE_MOLECULE=all
-# (or FLEDGE_TESTS=all). The lab tests' shared fleet runs every role in CI; one
-# scenario keeps Molecule's own path (check mode, converge, idempotence, verify) there.
-CI_SCENARIOS = ("superlink",)
 # Emulated arm64 runs everything several times slower.
 TIMEOUTS = {"arm64": 7200}
 DEFAULT_TIMEOUT = 1800
 
 
-def _selected(wanted: str) -> set[str]:
-    if wanted == "ci":
-        return set(CI_SCENARIOS)
+def _named(wanted: str) -> set[str]:
     if wanted == "all":
         return set(SCENARIOS)
     names = {name.strip() for name in wanted.split(",") if name.strip()}
@@ -43,18 +37,16 @@ def _selected(wanted: str) -> set[str]:
     if unknown:
         raise pytest.UsageError(
             f"FLEDGE_MOLECULE names unknown scenarios {sorted(unknown)}; "
-            f"use ci, all, or some of {SCENARIOS}"
+            f"use all, or some of {SCENARIOS}"
         )
     return names
 
 
-# The longer command (FLEDGE_TESTS=all) runs every scenario.
-WANTED = os.environ.get("FLEDGE_MOLECULE", os.environ.get("FLEDGE_TESTS", "ci")).strip()
-SELECTED = _selected(WANTED)
-
-
-def test_ci_scenarios_exist() -> None:
-    assert set(CI_SCENARIOS) <= set(SCENARIOS)
+# Scenarios named in FLEDGE_MOLECULE run whatever the scope; otherwise every
+# scenario is `slow`: the longer command runs them, CI does not collect them.
+NAMED = os.environ.get("FLEDGE_MOLECULE", "").strip()
+SELECTED = _named(NAMED) if NAMED else set(SCENARIOS)
+SCOPE_MARKS = () if NAMED else (pytest.mark.slow,)
 
 
 def _remove_lab(ephemeral: Path) -> None:
@@ -75,7 +67,10 @@ def _remove_lab(ephemeral: Path) -> None:
 @pytest.mark.parametrize(
     "scenario",
     [
-        pytest.param(s, marks=pytest.mark.timeout(TIMEOUTS.get(s, DEFAULT_TIMEOUT) + 300))
+        pytest.param(
+            s,
+            marks=(pytest.mark.timeout(TIMEOUTS.get(s, DEFAULT_TIMEOUT) + 300), *SCOPE_MARKS),
+        )
         for s in sorted(SELECTED)
     ],
 )

@@ -9,7 +9,8 @@ from the defaults in one place, ``group_vars/all.yml`` beside the
 inventory (another service account, other directories, another SuperLink
 port), and every role follows. Its wheelhouse comes from the controller's cache, which the first
 fleet filled: pip may not reach a package index at all (``--no-index``),
-and the run reports that it built nothing. Then fledge trains on it.
+and the run reports that it built nothing. A dry run of the same artifact
+then reports no change. Then fledge trains on it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,12 +83,13 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[inventory.Inven
 
 
 @pytest.fixture(scope="module")
-def deployed(
+def galaxy_playbook(
     second: inventory.Inventory,
     python_without_fledge: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> str:
-    """ansible-playbook fledge.edge.deploy from the Galaxy artifact, without fledge; its output."""
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """ansible-playbook fledge.edge.deploy on the second fleet, from the Galaxy artifact,
+    without fledge."""
     collections = build_and_install(tmp_path_factory.mktemp("galaxy"))
     env = {
         **os.environ,
@@ -96,11 +98,21 @@ def deployed(
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "True",
     }
-    result = subprocess.run(
-        [str(python_without_fledge), "-m", "ansible.cli.playbook", "-v",
-         "-i", str(second.path), "fledge.edge.deploy"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False,
-    )  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python_without_fledge), "-m", "ansible.cli.playbook", "-v",
+             "-i", str(second.path), "fledge.edge.deploy", *args],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        )  # fmt: skip
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def deployed(galaxy_playbook: Callable[..., subprocess.CompletedProcess[str]]) -> str:
+    """The deployment's output."""
+    result = galaxy_playbook()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return result.stdout
 
@@ -124,6 +136,16 @@ def test_the_second_fleet_downloads_no_wheel(deployed: str) -> None:
     cached = [json.loads(m) for m in re.findall(r'"cached": (\[[^\]]*\])', deployed)]
     assert built == [[], []], built
     assert len(cached) == 2 and all(cached), cached
+
+
+def test_the_galaxy_artifact_in_check_mode_reports_no_changes(
+    galaxy_playbook: Callable[..., subprocess.CompletedProcess[str]], deployed: str
+) -> None:
+    result = galaxy_playbook("--check")
+    assert result.returncode == 0, result.stdout[-4000:]
+    counters = recap(result.stdout)
+    assert set(counters) == {"coordinator", "pi-1"}
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in counters.values()), counters
 
 
 def test_every_role_follows_the_settings_given_once(

@@ -11,7 +11,8 @@
   it trains again.
 - Certificates: `fledge certs status` sees the certificate the coordinator
   serves; `fledge certs rotate` refuses while a run is in progress, and
-  otherwise installs a new one, after which the devices are back by themselves.
+  otherwise installs a new one, after which the devices are back by themselves
+  (in the longer test command: it waits for a run and for every device).
 """
 
 from __future__ import annotations
@@ -239,6 +240,7 @@ def test_certs_status_sees_what_the_coordinator_serves(fleet: inventory.Inventor
     assert doc["superlink"]["on_coordinator"] == doc["superlink"]["sha256"]
 
 
+@pytest.mark.slow  # waits for a training run, then for every device: the longer test command
 @pytest.mark.timeout(2400)
 def test_rotation_waits_for_training_then_devices_come_back(fleet: inventory.Inventory) -> None:
     before = json.loads(fledge("certs", "status", "-i", fleet.path, "--format", "json").stdout)

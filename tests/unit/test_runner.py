@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from fledge.runner import failure_message, run_playbook
+from fledge.runner import KEEP_ARTIFACTS, failure_message, run_playbook
 
 PLAYBOOK = """\
 - name: A play on the controller
@@ -64,6 +65,24 @@ def test_events_failures_and_private_artifacts(project) -> None:
     assert {"playbook_on_play_start", "runner_on_ok", "runner_on_failed"} <= set(events)
     assert stat.S_IMODE((state / "runner").stat().st_mode) == 0o700
     assert (result.artifacts / "stdout").is_file()
+
+
+def test_an_older_fledges_record_among_the_artifacts_moves_out_of_rotations_way(project) -> None:
+    """fledge 0.1 wrote failed-<playbook>.json into the artifact directory, whose
+    rotation (rmtree on the oldest entries) then failed on every run."""
+    playbook, inventory, state = project
+    runner_dir = state / "runner"
+    runner_dir.mkdir(parents=True)
+    legacy = runner_dir / "failed-deploy.json"
+    legacy.write_text('{"failed": ["pi-3"]}\n')
+    os.utime(legacy, (1, 1))  # the oldest entry: the first that rotation removes
+    for n in range(KEEP_ARTIFACTS):
+        (runner_dir / f"run-{n}").mkdir()
+    result = run_playbook(playbook, inventory, state)
+    assert result.succeeded
+    assert (state / "failed-deploy.json").read_text() == '{"failed": ["pi-3"]}\n'
+    assert not legacy.exists()
+    assert len(list(runner_dir.iterdir())) == KEEP_ARTIFACTS
 
 
 def test_failure_message_prefers_msg_then_stderr_then_loop_items() -> None:
