@@ -38,6 +38,7 @@ class Options:
     chart: Path
     json: Path | None
     keep: bool
+    update: Path | None = None
 
 
 def sizes(text: str) -> tuple[int, ...]:
@@ -98,6 +99,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the raw results as JSON")
     p.add_argument(
+        "--update",
+        type=Path,
+        metavar="FILE",
+        help="an earlier run's --json: the report keeps its sections that this run does not "
+        "measure, and says when each was measured",
+    )
+    p.add_argument(
         "--keep",
         action="store_true",
         help="leave the lab fleets up (each then idles beside the later ones) and say how to "
@@ -117,6 +125,7 @@ def parse(argv: Sequence[str]) -> Options:
         chart=args.chart.resolve(),
         json=args.json.resolve() if args.json else None,
         keep=args.keep,
+        update=args.update.resolve() if args.update else None,
     )
 
 
@@ -161,6 +170,14 @@ def measure(options: Options, command: str) -> int:
         load_start=os.getloadavg(),
     )
     log(f"sections: {', '.join(options.sections)}; fleet sizes: {options.sizes}")
+    earlier = None
+    if options.update:  # read first: a bad file is said before an hour of measuring
+        try:
+            earlier = json.loads(options.update.read_text())
+            Results(command="", started=results.started).keep_from(earlier)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log(f"bench/run: --update {options.update}: not the JSON of a run ({exc})")
+            return 2
     try:
         results.machine = machine.describe()
         Suite(results, options.keep, options.arm64, log).run()
@@ -174,9 +191,12 @@ def measure(options: Options, command: str) -> int:
         return 130
     results.finished = datetime.now(UTC)
     results.load_end = os.getloadavg()
+    failures = results.failures  # this run's: kept rows were reported by theirs
+    if earlier is not None:
+        results.keep_from(earlier)
     print(report.render_table(results.rows))
     write(results, options)
-    if results.failures:
-        log(f"{len(results.failures)} section(s) failed: see the table")
+    if failures:
+        log(f"{len(failures)} section(s) failed: see the table")
         return 1
     return 0

@@ -40,6 +40,10 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Row:
+        return cls(**{name: doc[name] for name in cls.__dataclass_fields__})
+
 
 @dataclass
 class Results:
@@ -55,6 +59,9 @@ class Results:
     load_end: tuple[float, float, float] | None = None
     sections: tuple[str, ...] = SECTIONS
     sizes: tuple[int, ...] = ()
+    # Sections kept from an earlier run (`bench/run --update`): section ->
+    # "date (command)" of the run that measured them.
+    earlier: dict[str, str] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[Row]:
@@ -69,8 +76,20 @@ class Results:
             "load_average": {"start": self.load_start, "end": self.load_end},
             "sections": list(self.sections),
             "sizes": list(self.sizes),
+            "earlier": self.earlier,
             "rows": [row.to_json() for row in self.rows],
         }
+
+    def keep_from(self, earlier: dict[str, Any]) -> None:
+        """Add the rows of ``earlier`` (a run's JSON) whose sections this run did not
+        measure; every section's rows stay in the suite's order."""
+        measured = set(self.sections)
+        when = f"{str(earlier['started'])[:10]} (`{earlier['command']}`)"
+        kept = [Row.from_json(r) for r in earlier["rows"] if r["section"] not in measured]
+        for row in kept:
+            self.earlier.setdefault(row.section, earlier.get("earlier", {}).get(row.section, when))
+        self.sections = tuple(s for s in SECTIONS if s in measured or s in self.earlier)
+        self.rows = sorted([*self.rows, *kept], key=lambda row: SECTIONS.index(row.section))
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

@@ -38,7 +38,9 @@ bench/run --help                            # the options
 Options: `--only SECTION` (repeat; sections: {sections}), `--sizes 1,2,4`,
 `--arm64`, `--output FILE` (this document, default `docs/benchmarks.md`),
 `--chart FILE` (default `docs/benchmarks.png`), `--json FILE` (the raw
-results), `--keep` (leave the labs up). `bench/run` runs with the project's
+results), `--update FILE` (keep the other sections of an earlier run's
+JSON: measure one section again without losing the rest), `--keep` (leave
+the labs up). `bench/run` runs with the project's
 virtual environment (`.venv`, which `scripts/setup` makes) and needs a
 running Docker engine for every section but `startup` (`scripts/setup`
 starts one). The default run takes roughly 1.5 hours on 2 cores, the quick
@@ -143,6 +145,14 @@ def render_markdown(results: Results, chart: Path | None, output: Path) -> str:
             f"Written by `bench/run` on {date} (`{results.command}`); run it again to "
             "replace this file and its chart. What each figure is: [Method](#method)."
         )
+        if results.earlier:
+            intro += (
+                " Kept from earlier runs (`--update`): "
+                + "; ".join(
+                    f"{section}, measured on {when}" for section, when in results.earlier.items()
+                )
+                + "; the machine and load below are this run's."
+            )
     else:
         intro = (
             "No figures yet: `bench/run` measures them and writes this file, with the machine "

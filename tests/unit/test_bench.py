@@ -195,6 +195,39 @@ def test_the_command_prints_the_table_and_writes_the_files(
     assert len(raw["rows"]) == 4 and raw["sections"] == ["rounds"] and raw["finished"]
 
 
+def test_update_measures_one_section_again_and_keeps_the_others(
+    faked: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(results().to_json()))
+    again = [Row("footprint", "2 devices, systemd runtime (pi-1)", "SuperNode, idle", 250.0, "MiB")]
+    monkeypatch.setattr(FakeSuite, "rows", again)
+    raw = tmp_path / "raw.json"
+    argv = [*faked, "--only", "footprint", "--update", str(earlier), "--json", str(raw)]
+    assert cli.main(argv) == 0
+    doc = json.loads(raw.read_text())
+    # The footprint is this run's; provisioning and rounds come from the earlier run.
+    assert [(r["section"], r["value"]) for r in doc["rows"]] == [
+        ("provisioning", 120.4), ("provisioning", 180.2), ("provisioning", 66.1),
+        ("rounds", None), ("footprint", 250.0),
+    ]  # fmt: skip
+    assert doc["sections"] == ["provisioning", "rounds", "footprint"]
+    when = "2026-03-01 (`bench/run --sizes 1,2`)"
+    assert doc["earlier"] == {"provisioning": when, "rounds": when}
+    text = (tmp_path / "docs" / "b.md").read_text()
+    assert f"provisioning, measured on {when}" in text and "| 180 |" in text
+
+
+def test_update_refuses_a_file_that_is_not_a_run_before_measuring(
+    faked: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeSuite, "outcome", AssertionError("the suite ran"))
+    (tmp_path / "bad.json").write_text('{"rows": "none"}')
+    assert cli.main([*faked, "--update", str(tmp_path / "bad.json")]) == 2
+    assert cli.main([*faked, "--update", str(tmp_path / "missing.json")]) == 2
+    assert not (tmp_path / "docs").exists()
+
+
 def test_a_failed_section_makes_the_command_fail(
     faked: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
