@@ -5,7 +5,8 @@ restarted under its devices, a device whose clock is off. Behind the
 ``slow`` marker (the longer test command, docs/testing.md): a device that is
 off during provisioning (and `--retry-failed`), a device rebooted in the
 middle of provisioning, a device whose disk is full, devices dropping below
-what a run needs, and a device on a slow, lossy network. Every test leaves the fleet as it found it.
+what a run needs, and a device on a slow, lossy network. Every test leaves
+the fleet as it found it.
 """
 
 from __future__ import annotations
@@ -61,10 +62,19 @@ def device(fleet: inventory.Inventory, name: str) -> inventory.Host:
     return next(h for h in fleet.supernodes if h.name == name)
 
 
-def online_nodes(fleet: inventory.Inventory) -> set[str]:
+def listed_online(fleet: inventory.Inventory) -> tuple[set[str] | None, str]:
+    """The SuperLink's online nodes, or None and why when it did not answer."""
     listed = fledge("round", "nodes", "-i", fleet.path, "--format", "json", timeout=120)
-    assert listed.returncode == 0, listed.stderr[-2000:]
-    return {n["node_id"] for n in json.loads(listed.stdout)["nodes"] if n["status"] == "online"}
+    if listed.returncode != 0:
+        return None, listed.stderr[-2000:]
+    nodes = json.loads(listed.stdout)["nodes"]
+    return {n["node_id"] for n in nodes if n["status"] == "online"}, ""
+
+
+def online_nodes(fleet: inventory.Inventory) -> set[str]:
+    online, error = listed_online(fleet)
+    assert online is not None, error
+    return online
 
 
 def wait_online(fleet: inventory.Inventory, count: int, timeout: float = 180) -> set[str]:
@@ -73,15 +83,10 @@ def wait_online(fleet: inventory.Inventory, count: int, timeout: float = 180) ->
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        listed = fledge("round", "nodes", "-i", fleet.path, "--format", "json", timeout=120)
-        if listed.returncode == 0:
-            nodes = json.loads(listed.stdout)["nodes"]
-            online = {n["node_id"] for n in nodes if n["status"] == "online"}
-            if len(online) >= count:
-                return online
-            last = f"online: {sorted(online)}"
-        else:
-            last = listed.stderr[-2000:]
+        online, error = listed_online(fleet)
+        if online is not None and len(online) >= count:
+            return online
+        last = error or f"online: {sorted(online or ())}"
         time.sleep(3)
     pytest.fail(f"fewer than {count} devices online after {timeout} s; last: {last}")
 
