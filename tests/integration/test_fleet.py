@@ -53,6 +53,19 @@ def test_first_provisioning_succeeds(fleet: inventory.Inventory) -> None:
     assert first["succeeded"] and first["changed"] > 0
 
 
+def test_each_fresh_service_started_once(fleet: inventory.Inventory) -> None:
+    """Started and then restarted by a handler a moment later, a new SuperLink
+    could be killed while it creates its database, which then fails every
+    start (test_faults.py): provisioning starts each service once, after
+    every change that would restart it."""
+    services = [(fleet.superlink, "fledge-superlink")]
+    services += [(device, "fledge-supernode") for device in fleet.supernodes]
+    for host, unit in services:
+        journal = on(host, f"sudo journalctl --unit={unit} --no-pager --output=cat")
+        starts = [line for line in journal.splitlines() if line.startswith("Started ")]
+        assert len(starts) == 1, (host.name, starts)
+
+
 def test_second_provisioning_changes_nothing_and_every_task_agrees(
     fleet: inventory.Inventory,
 ) -> None:
