@@ -71,8 +71,8 @@ async def carry(reader, writer):
     directions = [asyncio.create_task(pipe(reader, far_writer)),
                   asyncio.create_task(pipe(far_reader, writer))]
     done, pending = await asyncio.wait(directions, return_when=asyncio.FIRST_EXCEPTION)
-    for task in pending:
-        if any(t.exception() for t in done):
+    if any(task.exception() for task in done):  # one side broke: the other ends too
+        for task in pending:
             task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     for each in (writer, far_writer):
@@ -89,15 +89,16 @@ asyncio.run(main())
 '''
 
 
-def rules(loss: float) -> list[list[str]]:
-    """iptables rules (without the -A/-D verb): the device's TCP through the relay, and loss."""
+def rules(loss: float) -> list[tuple[str, str, list[str]]]:
+    """iptables rules as (table, chain, match and target): the device's TCP through
+    the relay, and loss."""
     redirect = ["-j", "REDIRECT", "--to-ports", str(RELAY_PORT)]
     return [
-        ["-t", "nat", "OUTPUT", "-o", "eth0", "-p", "tcp",
-         "-m", "owner", "!", "--uid-owner", RELAY_USER, *redirect],
-        ["-t", "nat", "PREROUTING", "-i", "eth0", "-p", "tcp", "--dport", "22", *redirect],
-        ["-t", "filter", "INPUT", "-i", "eth0",
-         "-m", "statistic", "--mode", "random", "--probability", str(loss), "-j", "DROP"],
+        ("nat", "OUTPUT", ["-o", "eth0", "-p", "tcp",
+                           "-m", "owner", "!", "--uid-owner", RELAY_USER, *redirect]),
+        ("nat", "PREROUTING", ["-i", "eth0", "-p", "tcp", "--dport", "22", *redirect]),
+        ("filter", "INPUT", ["-i", "eth0", "-m", "statistic", "--mode", "random",
+                             "--probability", str(loss), "-j", "DROP"]),
     ]  # fmt: skip
 
 
@@ -120,13 +121,13 @@ def slow_network(container: Any, *, latency_ms: int, loss: float) -> Iterator[No
          "sleep 0.1; done; exit 1")  # fmt: skip
     added = []
     try:
-        for rule in rules(loss):
-            root("iptables", rule[0], rule[1], "-A", *rule[2:])
-            added.append(rule)
+        for table, chain, rule in rules(loss):
+            root("iptables", "-t", table, "-A", chain, *rule)
+            added.append((table, chain, rule))
         yield
     finally:
-        for rule in reversed(added):
-            root("iptables", rule[0], rule[1], "-D", *rule[2:])
+        for table, chain, rule in reversed(added):
+            root("iptables", "-t", table, "-D", chain, *rule)
         container.exec_run(["pkill", "-f", f"{RELAY_PORT} {delay} {RELAY_LOG}"])
         container.exec_run(["rm", "-f", RELAY_LOG])
 

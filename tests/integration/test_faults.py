@@ -6,8 +6,7 @@ restarted under its devices, a device whose clock is off. Behind the
 off during provisioning (and `--retry-failed`), a device rebooted in the
 middle of provisioning, a SuperLink whose database was left half-migrated, a
 device whose disk is full, devices dropping below what a run needs, and a
-device on a slow, lossy network. Every test leaves
-the fleet as it found it.
+device on a slow, lossy network. Every test leaves the fleet as it found it.
 """
 
 from __future__ import annotations
