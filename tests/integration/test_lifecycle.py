@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fledge import inventory
+from fledge.ansible_vars import role_defaults
 
 from helpers import BIN, REPO, ansible_playbook, fledge, on, probe, provision, recap
 
@@ -33,6 +34,8 @@ GATED_APP = REPO / "tests" / "apps" / "gated"
 WAIT_TASK = "Wait until no training run is in progress"
 # Bounds each of the upgrade's waits (the product's default is two hours).
 IDLE_TIMEOUT = 600
+# The metrics account, as the monitoring role names it.
+METRICS_USER = role_defaults("monitoring")["monitoring_user"]
 
 
 def _running_run(fleet: inventory.Inventory, timeout: float = 300) -> dict:
@@ -133,13 +136,15 @@ def test_upgrade_waits_for_the_running_training_then_rolls_in_batches(
 
 
 def _left_nothing(host: inventory.Host) -> None:
-    """Nothing of fledge on ``host``: its directories, account and unit are gone."""
+    """Nothing of fledge on ``host``: its directories, accounts and unit are gone."""
     v = host.vars
     for command in (
         f"test ! -e {v['fledge_install_dir']}",
         f"test ! -e {v['fledge_config_dir']}",
         f"test ! -e {v['fledge_var_dir']}",
         f"! getent passwd {v['fledge_user']}",
+        f"! getent passwd {METRICS_USER}",
+        f"! getent group {METRICS_USER}",
         "! systemctl cat fledge-supernode.service",
     ):
         assert probe(host, command)[0] == 0, f"{command} on {host.name}"
